@@ -1,0 +1,206 @@
+"""One exception tree for everything that can go wrong with a daemon.
+
+Every error carries structured attributes (the daemon's name, its log tail,
+...) so that callers and test reports can act on them, and every message is
+built defensively: ``str()`` of one of these never raises, even when an
+attribute is of an unexpected type (mirakuru's messages could crash while
+being formatted, hiding the real failure).
+"""
+
+from __future__ import annotations
+
+import typing
+
+__all__ = [
+    "DaemonError",
+    "ExecutableNotFound",
+    "StartupTimeout",
+    "DaemonExited",
+    "PortUnavailable",
+    "TempDirError",
+    "UserError",
+    "CommandFailed",
+]
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+class DaemonError(Exception):
+    """Base class of every error raised by fixtures-daemons.
+
+    :ivar name: the daemon or process the error is about.
+    :ivar log_tail: the last lines of its log, or ``""``.
+    """
+
+    def __init__(self, name: str = "", message: str = "", log_tail: str = "") -> None:
+        super().__init__(name, message, log_tail)
+        self.name = name
+        self.message = message
+        self.log_tail = log_tail
+
+    def _describe(self) -> str:
+        return str(self.message)
+
+    def __str__(self) -> str:
+        try:
+            text = self._describe()
+            if self.name:
+                text = "%s: %s" % (self.name, text)
+            if self.log_tail:
+                text += "\nlast lines of its log:\n" + _indent(str(self.log_tail))
+            return text
+        except Exception as exc:  # pragma: no cover - the point is that it never raises
+            return "%s (and formatting the message failed: %r)" % (type(self).__name__, exc)
+
+
+class ExecutableNotFound(DaemonError):
+    """The daemon's program is not installed, or not where we looked.
+
+    :ivar executable: the program's name.
+    :ivar searched: the directories that were searched.
+    :ivar packages: a mapping of packaging system to package names that
+        provide it, e.g. ``{"Debian/Ubuntu": "postgresql", "Homebrew": "postgresql"}``.
+    :ivar env_var: the environment variable that names the binary explicitly.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        executable: str,
+        searched: typing.Sequence[str] = (),
+        packages: typing.Mapping[str, str] | None = None,
+        env_var: str = "",
+    ) -> None:
+        super().__init__(name)
+        self.executable = executable
+        self.searched = list(searched)
+        self.packages = dict(packages or {})
+        self.env_var = env_var
+
+    def _describe(self) -> str:
+        text = "executable %r not found" % (self.executable,)
+        if self.searched:
+            text += " (searched %s)" % ", ".join(self.searched)
+        if self.packages:
+            text += "; install it: " + "; ".join(
+                "%s: %s" % item for item in self.packages.items()
+            )
+        if self.env_var:
+            text += "; or set %s to its path" % self.env_var
+        return text
+
+
+class StartupTimeout(DaemonError):
+    """The daemon did not become ready before the deadline.
+
+    :ivar waited_for: what readiness meant (a description of the probe).
+    :ivar timeout: the number of seconds waited.
+    """
+
+    def __init__(self, name: str, waited_for: str, timeout: float, log_tail: str = "") -> None:
+        super().__init__(name, log_tail=log_tail)
+        self.waited_for = waited_for
+        self.timeout = timeout
+
+    def _describe(self) -> str:
+        return "not ready after %.1f s waiting for %s; raise timeout= if it is just slow" % (
+            self.timeout,
+            self.waited_for,
+        )
+
+
+class DaemonExited(DaemonError):
+    """The daemon exited while we waited for it to become ready.
+
+    :ivar returncode: its exit status (negative: killed by that signal).
+    :ivar command: the command line that was run.
+    """
+
+    def __init__(
+        self, name: str, returncode: int | None, command: typing.Sequence[str] = (), log_tail: str = ""
+    ) -> None:
+        super().__init__(name, log_tail=log_tail)
+        self.returncode = returncode
+        self.command = list(command)
+
+    def _describe(self) -> str:
+        if isinstance(self.returncode, int) and self.returncode < 0:
+            how = "was killed by signal %d" % -self.returncode
+        else:
+            how = "exited with code %s" % (self.returncode,)
+        text = "%s before it was ready" % how
+        if self.command:
+            text += "; command: %s" % " ".join(str(arg) for arg in self.command)
+        return text
+
+
+class PortUnavailable(DaemonError):
+    """A port that was asked for is in use by another program.
+
+    :ivar host: the address.
+    :ivar port: the port.
+    """
+
+    def __init__(self, name: str, host: str, port: int, detail: str = "") -> None:
+        super().__init__(name, message=detail)
+        self.host = host
+        self.port = port
+
+    def _describe(self) -> str:
+        text = "port %s on %s is already in use" % (self.port, self.host)
+        if self.message:
+            text += " (%s)" % self.message
+        return text + "; pick another port, or leave port unset to get a free one"
+
+
+class TempDirError(DaemonError):
+    """The temp root cannot hold the daemon's private directory.
+
+    :ivar root: the directory we tried to create a temp dir in.
+    """
+
+    def __init__(self, name: str, root: str, reason: str) -> None:
+        super().__init__(name, message=reason)
+        self.root = root
+
+    def _describe(self) -> str:
+        return (
+            "cannot make a private temp dir in %s: %s; pass temp_root= or set "
+            "FIXTURES_DAEMONS_TMPDIR to a writable directory" % (self.root, self.message)
+        )
+
+
+class UserError(DaemonError):
+    """The process cannot run as the requested user.
+
+    :ivar user: the user asked for.
+    """
+
+    def __init__(self, name: str, user: str, reason: str) -> None:
+        super().__init__(name, message=reason)
+        self.user = user
+
+    def _describe(self) -> str:
+        return "cannot run as user %r: %s" % (self.user, self.message)
+
+
+class CommandFailed(DaemonError):
+    """A helper command (initialisation, a client call) failed.
+
+    :ivar command: the command line.
+    :ivar returncode: its exit status.
+    :ivar output: what it printed.
+    """
+
+    def __init__(
+        self, name: str, command: typing.Sequence[str], returncode: int, output: str = ""
+    ) -> None:
+        super().__init__(name, log_tail=output)
+        self.command = list(command)
+        self.returncode = returncode
+        self.output = output
+
+    def _describe(self) -> str:
+        return "%s exited with code %s" % (" ".join(str(a) for a in self.command), self.returncode)

@@ -1,0 +1,292 @@
+"""ProcessFixture: one command, run until cleanUp, never leaked.
+
+The process layer every daemon is built on:
+
+* the command runs in a new session, its stdout and stderr going straight
+  to a log file: no pipe exists, so nothing can fill up and block (mirakuru
+  and pifpaf's eval mode stall once a daemon has written 64 KiB);
+* readiness is a :mod:`~fixtures_daemons.probes` probe polled under a
+  monotonic deadline with a backoff that starts at 1 ms, and the process is
+  checked on every poll, so an early exit fails at once with its exit code
+  and log tail instead of at the timeout;
+* stopping sends the stop signal, waits a bounded time, then SIGKILLs the
+  whole tree: the process group and every process carrying this process's
+  tag, which also finds descendants that double-forked out of the group;
+* the watchdog (:mod:`fixtures_daemons.watchdog`) does the same if the test
+  process dies before cleanUp.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import typing
+
+import fixtures
+from testtools import content, content_type
+
+from fixtures_daemons import _reaper
+from fixtures_daemons.errors import DaemonExited, ExecutableNotFound, StartupTimeout
+from fixtures_daemons.probes import Probe, ProbeContext
+from fixtures_daemons.tempdirs import make_private_dir, remove_tree
+from fixtures_daemons.users import RunAs, resolve_user
+from fixtures_daemons.waiting import Backoff, Deadline
+from fixtures_daemons.watchdog import TAG_ENV, Watchdog
+
+__all__ = ["ProcessFixture", "log_tail"]
+
+#: How much of a log is attached to a test result as a detail.
+DETAIL_BYTES = 256 * 1024
+
+
+def log_tail(path: str, lines: int = 20, max_bytes: int = 16384) -> str:
+    """The last ``lines`` lines of the file at ``path`` ("" if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _read_for_detail(path: str) -> list[bytes]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            if size > DETAIL_BYTES:
+                f.seek(size - DETAIL_BYTES)
+                head = b"[... %d earlier bytes not shown ...]\n" % (size - DETAIL_BYTES)
+            else:
+                f.seek(0)
+                head = b""
+            return [head + f.read()]
+    except OSError as exc:
+        return [("[log not readable: %s]" % exc).encode()]
+
+
+class ProcessFixture(fixtures.Fixture):
+    """Run ``command`` from setUp until cleanUp; setUp returns once ``probe``
+    says the process is ready.
+
+    :param command: the argv list.
+    :param probe: a :class:`~fixtures_daemons.probes.Probe`; None means ready
+        as soon as the process has started.
+    :param timeout: seconds to wait for readiness.
+    :param stop_signal: the signal that asks the process to stop.
+    :param stop_timeout: seconds to wait after it before SIGKILL.
+    :param user: run as this user (name or uid; needs root). None: as ourselves.
+    :param env: variables added to (or, with value None, removed from) the
+        environment of the process.
+    :param cwd: its working directory (default: its temp dir).
+    :param name: what error messages and the log detail call it.
+    :param temp_dir: an existing dir to use (and not remove) instead of a new
+        private one.
+    :param temp_root: where to make the private temp dir.
+    :param watchdog: False for a process meant to outlive the test process.
+
+    Attributes once set up: ``pid``, ``log_path``, ``temp_dir``, ``process``
+    (the :class:`subprocess.Popen`), ``run_as``.
+    """
+
+    def __init__(
+        self,
+        command: typing.Sequence[str],
+        probe: Probe | None = None,
+        timeout: float = 30.0,
+        stop_signal: int = signal.SIGTERM,
+        stop_timeout: float = 5.0,
+        user: str | int | None = None,
+        env: typing.Mapping[str, str | None] | None = None,
+        cwd: str | None = None,
+        name: str | None = None,
+        temp_dir: str | None = None,
+        temp_root: str | None = None,
+        watchdog: bool = True,
+    ) -> None:
+        super().__init__()
+        self.command = [str(arg) for arg in command]
+        self.probe = probe
+        self.timeout = timeout
+        self.stop_signal = stop_signal
+        self.stop_timeout = stop_timeout
+        self.user = user
+        self.env_overlay = dict(env or {})
+        self.cwd = cwd
+        self.name = name or os.path.basename(self.command[0])
+        self.temp_dir = temp_dir
+        self.temp_root = temp_root
+        self.use_watchdog = watchdog
+        self.process: subprocess.Popen[bytes] | None = None
+        self.run_as: RunAs | None = None
+        self.log_path = ""
+        self._tag = ""
+
+    # -- lifecycle -------------------------------------------------------
+
+    def _setUp(self) -> None:
+        self.run_as = resolve_user(self.user, self.name)
+        self._watchdog = Watchdog.get() if self.use_watchdog else None
+        if self.temp_dir is None:
+            self.temp_dir = make_private_dir(self.name, self.temp_root, self.run_as)
+            self.addCleanup(self._remove_temp_dir, self.temp_dir)
+            if self._watchdog is not None:
+                self._watchdog.watch_dir(self.temp_dir)
+        self.log_path = os.path.join(self.temp_dir, "%s.log" % self.name)
+        log_path = self.log_path
+        self.addDetail(
+            "%s-log" % self.name,
+            content.Content(content_type.UTF8_TEXT, lambda: _read_for_detail(log_path)),
+        )
+        self.addCleanup(self.stop)
+        self.start()
+
+    def _remove_temp_dir(self, path: str) -> None:
+        remove_tree(path)
+        if self._watchdog is not None:
+            self._watchdog.forget_dir(path)
+
+    @property
+    def pid(self) -> int | None:
+        """The process id, or None when not running."""
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        return log_tail(self.log_path, lines)
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.run_as is not None:
+            env.update(HOME=self.temp_dir or "/", USER=self.run_as.name, LOGNAME=self.run_as.name)
+        for key, value in self.env_overlay.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        if self._watchdog is not None:
+            self._tag = self._watchdog.tag()
+        else:
+            self._tag = "detached:%s" % os.urandom(6).hex()
+        env[TAG_ENV] = self._tag
+        return env
+
+    def start(self) -> None:
+        """Spawn the process and wait until it is ready.
+
+        On failure the process is stopped before the error is raised.
+        """
+        if self.running:
+            return
+        env = self._environment()
+        extra: dict[str, typing.Any] = self.run_as.popen_kwargs if self.run_as else {}
+        with open(self.log_path, "ab") as log:
+            if self.run_as is not None:
+                os.chown(self.log_path, self.run_as.uid, self.run_as.gid)
+            try:
+                self.process = subprocess.Popen(
+                    self.command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=self.cwd or self.temp_dir,
+                    start_new_session=True,
+                    close_fds=True,
+                    **extra,
+                )
+            except (FileNotFoundError, PermissionError) as exc:
+                raise ExecutableNotFound(self.name, self.command[0]) from exc
+        if self._watchdog is not None:
+            self._watchdog.watch_process(self.process.pid, self.stop_signal)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None
+        probe = self.probe
+        if probe is not None:
+            probe.start(ProbeContext(self.log_path, self.process.pid))
+        deadline = Deadline(self.timeout)
+        backoff = Backoff(deadline)
+        while True:
+            returncode = self.process.poll()
+            if returncode is not None:
+                raise DaemonExited(self.name, returncode, self.command, self.log_tail())
+            if probe is None or probe.ready():
+                return
+            if deadline.expired():
+                waited_for = probe.describe()
+                if probe.last_error:
+                    waited_for += " (last attempt: %s)" % probe.last_error
+                raise StartupTimeout(self.name, waited_for, self.timeout, self.log_tail())
+            backoff.sleep()
+
+    def stop(self, stop_signal: int | None = None, timeout: float | None = None) -> int | None:
+        """Stop the process and its whole tree; return its exit status.
+
+        Idempotent, and safe on a process that already died.
+        """
+        process = self.process
+        if process is None:
+            return None
+        sig = self.stop_signal if stop_signal is None else stop_signal
+        wait = self.stop_timeout if timeout is None else timeout
+        try:
+            if process.poll() is None:
+                _reaper.kill_quietly(process.pid, sig)
+                if sig != signal.SIGKILL:
+                    # A paused (SIGSTOPped) process handles nothing until continued.
+                    _reaper.kill_quietly(process.pid, signal.SIGCONT, group=True)
+                try:
+                    process.wait(wait)
+                except subprocess.TimeoutExpired:
+                    _reaper.kill_quietly(process.pid, signal.SIGKILL, group=True)
+                    _reaper.kill_quietly(process.pid, signal.SIGKILL)
+                    process.wait()
+        finally:
+            # Whatever is left of the tree: the group, and escapees by tag.
+            _reaper.kill_quietly(process.pid, signal.SIGKILL, group=True)
+            if self._tag:
+                _reaper.kill_tagged(self._tag)
+            if self._watchdog is not None:
+                self._watchdog.forget_process(process.pid)
+            self.process = None
+        return process.returncode
+
+    # -- outage testing --------------------------------------------------
+
+    @contextlib.contextmanager
+    def stopped(self, stop_signal: int | None = None) -> typing.Iterator[None]:
+        """Stop the process for the with-block, then start it again (same
+        command, same ports, same files) and wait until it is ready."""
+        self.stop(stop_signal)
+        try:
+            yield
+        finally:
+            self.start()
+
+    @contextlib.contextmanager
+    def paused(self) -> typing.Iterator[None]:
+        """Freeze the process group (SIGSTOP) for the with-block, simulating
+        a hung daemon, then let it go on (SIGCONT)."""
+        pid = self.pid
+        if pid is None:
+            raise RuntimeError("%s is not running" % self.name)
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            _reaper.kill_quietly(pid, signal.SIGCONT, group=True)

@@ -1,0 +1,91 @@
+"""Private temp dirs, memory-backed when there is room.
+
+Daemon data dirs are thrown away after a test, so they belong in memory:
+copying an initialised PostgreSQL data dir into /dev/shm takes about 40 ms
+here, into a disk-backed /tmp 90 to 300 ms. Every dir is 0700 (made by
+``mkdtemp``) and, when the daemon runs as another user, owned by that user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+
+from fixtures_daemons.errors import TempDirError
+from fixtures_daemons.users import RunAs
+
+__all__ = ["TMPDIR_ENV", "PREFIX", "default_temp_root", "make_private_dir", "remove_tree"]
+
+#: The environment variable that overrides where temp dirs are made.
+TMPDIR_ENV = "FIXTURES_DAEMONS_TMPDIR"
+#: Every temp dir of ours starts with this, so leaks are easy to find.
+PREFIX = "fxd-"
+#: /dev/shm is used only when it has at least this much free.
+SHM_MIN_FREE = 1 << 30
+
+
+def _shm_usable() -> bool:
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize >= SHM_MIN_FREE and os.access("/dev/shm", os.W_OK | os.X_OK)
+
+
+def default_temp_root() -> str:
+    """``$FIXTURES_DAEMONS_TMPDIR``, else /dev/shm when it has room, else
+    the system temp dir."""
+    root = os.environ.get(TMPDIR_ENV)
+    if root:
+        return root
+    if _shm_usable():
+        return "/dev/shm"
+    return tempfile.gettempdir()
+
+
+def _check_traversable(path: str, user: RunAs, what: str) -> None:
+    """Fail early when ``user`` could not reach ``path`` (e.g. a temp root
+    under /root), instead of letting the daemon fail with a cryptic error."""
+    path = os.path.abspath(path)
+    while True:
+        st = os.stat(path)
+        if st.st_uid == user.uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid == user.gid:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            raise TempDirError(what, path, "user %s cannot enter %s" % (user.name, path))
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+
+
+def make_private_dir(
+    what: str, root: str | None = None, owner: RunAs | None = None
+) -> str:
+    """Create a 0700 dir for ``what`` under ``root``, owned by ``owner``."""
+    root = root or default_temp_root()
+    try:
+        path = tempfile.mkdtemp(prefix="%s%s-" % (PREFIX, what or "process"), dir=root)
+    except OSError as exc:
+        raise TempDirError(what, root, exc.strerror or str(exc)) from None
+    try:
+        if owner is not None:
+            os.chown(path, owner.uid, owner.gid)
+            _check_traversable(root, owner, what)
+    except BaseException:
+        remove_tree(path)
+        raise
+    return path
+
+
+def remove_tree(path: str) -> None:
+    """Remove ``path`` and everything in it; missing is fine."""
+    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):  # something refused: make it loud, not a silent leak
+        shutil.rmtree(path)

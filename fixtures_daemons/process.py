@@ -24,13 +24,13 @@ import signal
 import subprocess
 import typing
 
-import fixtures
 from testtools import content, content_type
 
 from fixtures_daemons import _reaper
+from fixtures_daemons._fixture import Fixture
 from fixtures_daemons.errors import DaemonExited, ExecutableNotFound, StartupTimeout
 from fixtures_daemons.probes import Probe, ProbeContext
-from fixtures_daemons.tempdirs import make_private_dir, remove_tree
+from fixtures_daemons.tempdirs import PrivateDirFixture, make_private_dir, remove_tree
 from fixtures_daemons.users import RunAs, resolve_user
 from fixtures_daemons.waiting import Backoff, Deadline
 from fixtures_daemons.watchdog import TAG_ENV, Watchdog
@@ -71,7 +71,7 @@ def _read_for_detail(path: str) -> list[bytes]:
         return [("[log not readable: %s]" % exc).encode()]
 
 
-class ProcessFixture(fixtures.Fixture):
+class ProcessFixture(Fixture):
     """Run ``command`` from setUp until cleanUp; setUp returns once ``probe``
     says the process is ready.
 
@@ -134,10 +134,13 @@ class ProcessFixture(fixtures.Fixture):
         self.run_as = resolve_user(self.user, self.name)
         self._watchdog = Watchdog.get() if self.use_watchdog else None
         if self.temp_dir is None:
-            self.temp_dir = make_private_dir(self.name, self.temp_root, self.run_as)
-            self.addCleanup(self._remove_temp_dir, self.temp_dir)
-            if self._watchdog is not None:
-                self._watchdog.watch_dir(self.temp_dir)
+            if self.use_watchdog:
+                self.temp_dir = self.useFixture(
+                    PrivateDirFixture(self.name, self.temp_root, self.run_as)
+                ).path
+            else:
+                self.temp_dir = make_private_dir(self.name, self.temp_root, self.run_as)
+                self.addCleanup(remove_tree, self.temp_dir)
         self.log_path = os.path.join(self.temp_dir, "%s.log" % self.name)
         log_path = self.log_path
         self.addDetail(
@@ -146,11 +149,6 @@ class ProcessFixture(fixtures.Fixture):
         )
         self.addCleanup(self.stop)
         self.start()
-
-    def _remove_temp_dir(self, path: str) -> None:
-        remove_tree(path)
-        if self._watchdog is not None:
-            self._watchdog.forget_dir(path)
 
     @property
     def pid(self) -> int | None:

@@ -13,10 +13,18 @@ import shutil
 import stat
 import tempfile
 
+from fixtures_daemons._fixture import Fixture
 from fixtures_daemons.errors import TempDirError
 from fixtures_daemons.users import RunAs
 
-__all__ = ["TMPDIR_ENV", "PREFIX", "default_temp_root", "make_private_dir", "remove_tree"]
+__all__ = [
+    "TMPDIR_ENV",
+    "PREFIX",
+    "PrivateDirFixture",
+    "default_temp_root",
+    "make_private_dir",
+    "remove_tree",
+]
 
 #: The environment variable that overrides where temp dirs are made.
 TMPDIR_ENV = "FIXTURES_DAEMONS_TMPDIR"
@@ -89,3 +97,26 @@ def remove_tree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
     if os.path.lexists(path):  # something refused: make it loud, not a silent leak
         shutil.rmtree(path)
+
+
+class PrivateDirFixture(Fixture):
+    """A private temp dir (see :func:`make_private_dir`) for the fixture's
+    lifetime, also removed by the watchdog if the test process dies.
+
+    :ivar path: the directory.
+    """
+
+    def __init__(self, what: str, root: str | None = None, owner: RunAs | None = None) -> None:
+        super().__init__()
+        self.what = what
+        self.root = root
+        self.owner = owner
+
+    def _setUp(self) -> None:
+        from fixtures_daemons.watchdog import Watchdog
+
+        self.path = make_private_dir(self.what, self.root, self.owner)
+        watchdog = Watchdog.get()
+        watchdog.watch_dir(self.path)
+        self.addCleanup(watchdog.forget_dir, self.path)
+        self.addCleanup(remove_tree, self.path)

@@ -1,0 +1,112 @@
+"""Finding a daemon's program, where distributions really put it.
+
+PATH first, then the places packages hide daemons (Debian's
+``/usr/lib/postgresql/<version>/bin``, ``/usr/sbin``, Homebrew's prefixes):
+pytest-postgresql and pytest-mysql miss Debian's versioned dirs. An explicit
+path (a parameter, or the daemon's environment variable) always wins. When
+nothing is found the error names the package to install.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import glob
+import os
+import re
+import shutil
+import subprocess
+import typing
+
+from fixtures_daemons.errors import ExecutableNotFound
+
+__all__ = ["Executable", "find_executable", "sibling", "program_version"]
+
+
+def _version_key(path: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\d+", path)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Executable:
+    """Where to look for a daemon's program.
+
+    :param names: program names, in order of preference (``("mariadbd",
+        "mysqld")``).
+    :param dirs: extra directories or globs searched after PATH; a glob's
+        matches are tried newest version first.
+    :param packages: packaging system -> package name, for the error message.
+    :param env_var: environment variable that names the program's path.
+    """
+
+    names: tuple[str, ...]
+    dirs: tuple[str, ...] = ()
+    packages: typing.Mapping[str, str] = dataclasses.field(default_factory=dict)
+    env_var: str = ""
+
+    def search_dirs(self) -> list[str]:
+        found = []
+        for pattern in self.dirs + ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/bin",
+                                    "/opt/homebrew/sbin", "/usr/local/opt/*/bin"):
+            matches = glob.glob(pattern)
+            found.extend(sorted(matches, key=_version_key, reverse=True))
+        return found
+
+
+def find_executable(spec: Executable, explicit: str | None = None, what: str = "") -> str:
+    """The absolute path of the program described by ``spec``.
+
+    ``explicit`` (a parameter) wins, then ``$<spec.env_var>``, then PATH and
+    ``spec.dirs``.
+    """
+    for given in (explicit, os.environ.get(spec.env_var) if spec.env_var else None):
+        if given:
+            path = shutil.which(given)
+            if path is None:
+                raise ExecutableNotFound(what, given, packages=spec.packages, env_var=spec.env_var)
+            return os.path.abspath(path)
+    dirs = spec.search_dirs()
+    for name in spec.names:
+        path = shutil.which(name)
+        if path:
+            return os.path.abspath(path)
+        for directory in dirs:
+            candidate = os.path.join(directory, name)
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                return candidate
+    raise ExecutableNotFound(
+        what,
+        " or ".join(spec.names),
+        ["PATH"] + dirs,
+        spec.packages,
+        spec.env_var,
+    )
+
+
+def sibling(path: str, name: str, spec: Executable | None = None, what: str = "") -> str:
+    """Another program of the same installation (``initdb`` beside
+    ``postgres``), following symlinks to the real directory first."""
+    for directory in (os.path.dirname(os.path.realpath(path)), os.path.dirname(path)):
+        candidate = os.path.join(directory, name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which(name)
+    if found:
+        return found
+    raise ExecutableNotFound(
+        what, name, [os.path.dirname(path)], spec.packages if spec else None
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _version(path: str, mtime_ns: int, size: int, flag: str) -> str:
+    result = subprocess.run(
+        [path, flag], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False
+    )
+    return (result.stdout or result.stderr).decode("utf-8", "replace").strip()
+
+
+def program_version(path: str, flag: str = "--version") -> str:
+    """What ``path --version`` prints, run once per process and binary."""
+    st = os.stat(path)
+    return _version(os.path.realpath(path), st.st_mtime_ns, st.st_size, flag)

@@ -1,0 +1,247 @@
+"""DaemonFixture: the base every daemon is built on.
+
+A daemon module is mostly declarations: which program (:attr:`executable`),
+whether it refuses root, which signals stop it, its command line
+(:meth:`_command`), its readiness probe (:meth:`_probe`), its URL and the
+variables it exports. Everything else lives here, once:
+
+setUp: find the program -> private temp dir (memory-backed when there is
+room, 0700, owned by the daemon's user) -> reserve ports -> prepare
+(:meth:`_prepare`: copy the initialised template, write config) -> spawn and
+wait (:class:`~fixtures_daemons.ProcessFixture`, its log attached as a
+detail before the wait) -> :meth:`_started` -> export env. Each step
+registers its undo right after it succeeds, so a failure half-way undoes
+exactly what was done, and cleanUp runs the same steps backwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import typing
+
+import fixtures
+
+from fixtures_daemons._fixture import Fixture
+from fixtures_daemons.binaries import Executable, find_executable, program_version
+from fixtures_daemons.errors import CommandFailed
+from fixtures_daemons.ports import PortFixture
+from fixtures_daemons.probes import Probe
+from fixtures_daemons.process import ProcessFixture
+from fixtures_daemons.tempdirs import PrivateDirFixture
+from fixtures_daemons.templates import TemplateCache
+from fixtures_daemons.users import RunAs, default_daemon_user, resolve_user
+
+__all__ = ["DaemonFixture", "DEFAULT_ENV_PREFIX"]
+
+DEFAULT_ENV_PREFIX = "FIXTURES_DAEMONS"
+
+
+class DaemonFixture(Fixture):
+    """A real daemon, from setUp until cleanUp, in a private temp dir.
+
+    Parameters every daemon accepts (keyword only):
+
+    :param host: the address it listens on; loopback only by default.
+    :param port: pin the port (the default reserves a free one); a port in
+        use by another program fails with
+        :class:`~fixtures_daemons.PortUnavailable`.
+    :param timeout: seconds to wait for the daemon to answer.
+    :param os_user: run the daemon as this user (needs root). By default a
+        daemon that refuses root runs as ``$FIXTURES_DAEMONS_USER`` or
+        ``nobody`` when we are root, and as ourselves otherwise.
+    :param temp_root: where its temp dir is made (default: /dev/shm when it
+        has room, else the system temp dir; ``$FIXTURES_DAEMONS_TMPDIR``).
+    :param binary: the path of the daemon's program (default: searched, or
+        the daemon's environment variable).
+    :param env_prefix: prefix of the exported variable names.
+    :param export_env: False to export nothing into ``os.environ``.
+    :param durable: True to keep the daemon's durability settings (fsync and
+        the like), which are turned off by default for speed.
+    :param settings: daemon settings added to or overriding ours.
+    :param args: extra command-line arguments for the daemon.
+
+    Attributes once set up: ``url``, ``host``, ``port``, ``env`` (the
+    exported variables), ``temp_dir``, ``binary``, ``process`` (the
+    :class:`~fixtures_daemons.ProcessFixture`), ``log_path``.
+    """
+
+    #: The daemon's name: CLI name, temp dir prefix, variable names.
+    daemon_name: typing.ClassVar[str] = ""
+    #: Where its program is.
+    executable: typing.ClassVar[Executable]
+    #: When True and we are root, it runs as an unprivileged user.
+    refuses_root: typing.ClassVar[bool] = False
+    #: How cleanUp stops it: its data is thrown away, so the fastest way.
+    stop_signal: typing.ClassVar[int] = signal.SIGTERM
+    #: How :meth:`stopped` stops it: a way that keeps its data.
+    restart_signal: typing.ClassVar[int] = signal.SIGTERM
+    stop_timeout: typing.ClassVar[float] = 10.0
+    default_timeout: typing.ClassVar[float] = 60.0
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        timeout: float | None = None,
+        os_user: str | None = None,
+        temp_root: str | None = None,
+        binary: str | None = None,
+        env_prefix: str = DEFAULT_ENV_PREFIX,
+        export_env: bool = True,
+        durable: bool = False,
+        settings: typing.Mapping[str, str] | None = None,
+        args: typing.Sequence[str] = (),
+    ) -> None:
+        super().__init__()
+        self.host = host
+        self.requested_port = port
+        self.timeout = self.default_timeout if timeout is None else timeout
+        self.os_user = os_user
+        self.temp_root = temp_root
+        self.requested_binary = binary
+        self.env_prefix = env_prefix
+        self.export_env = export_env
+        self.durable = durable
+        self.extra_settings = dict(settings or {})
+        self.extra_args = list(args)
+        self.env: dict[str, str] = {}
+        self.run_as: RunAs | None = None
+
+    # -- declarations and hooks for subclasses ---------------------------
+
+    def _command(self) -> list[str]:
+        """The daemon's argv."""
+        raise NotImplementedError
+
+    def _probe(self) -> Probe:
+        """How to tell that it answers."""
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Before the spawn: initialise data, write config files."""
+
+    def _started(self) -> None:
+        """After it answers: create the database, and the like."""
+
+    def _settings(self) -> dict[str, str]:
+        """The daemon's settings (test-speed ones unless ``durable``);
+        :meth:`settings` merges the user's on top."""
+        return {}
+
+    def _extra_exports(self) -> dict[str, str]:
+        """Daemon-specific variables, beside URL, HOST and PORT."""
+        return {}
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Make the daemon look fresh without restarting it."""
+        raise NotImplementedError("%s cannot reset" % type(self).__name__)
+
+    # -- helpers for subclasses ------------------------------------------
+
+    def settings(self) -> dict[str, str]:
+        merged = self._settings()
+        merged.update(self.extra_settings)
+        return merged
+
+    def path(self, *parts: str) -> str:
+        """A path inside the daemon's temp dir."""
+        return os.path.join(self.temp_dir, *parts)
+
+    def version(self) -> str:
+        """What the daemon's program says its version is."""
+        return program_version(self.binary)
+
+    def from_template(
+        self,
+        key_parts: typing.Mapping[str, object],
+        build: typing.Callable[[str], None],
+        dst: str,
+    ) -> None:
+        """Fill the new dir ``dst`` from the template cache, building the
+        template with ``build(dir)`` once per binary version and options."""
+        TemplateCache().instantiate(
+            self.daemon_name,
+            dict(key_parts, binary=self.binary),
+            self.version(),
+            build,
+            dst,
+            self.run_as,
+            self.temp_root,
+        )
+
+    def run_helper(self, command: typing.Sequence[str], what: str = "") -> str:
+        """Run a helper program (an init tool, a client) as the daemon's
+        user; return its output, or raise CommandFailed with it."""
+        extra: dict[str, typing.Any] = self.run_as.popen_kwargs if self.run_as else {}
+        result = subprocess.run(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+            check=False,
+            **extra,
+        )
+        output = result.stdout.decode("utf-8", "replace")
+        if result.returncode != 0:
+            raise CommandFailed(what or self.daemon_name, command, result.returncode, output)
+        return output
+
+    # -- the lifecycle ---------------------------------------------------
+
+    def _setUp(self) -> None:
+        name = self.daemon_name
+        self.binary = find_executable(self.executable, self.requested_binary, name)
+        wanted = self.os_user or (default_daemon_user() if self.refuses_root else None)
+        self.run_as = resolve_user(wanted, name)
+        self.temp_dir = self.useFixture(PrivateDirFixture(name, self.temp_root, self.run_as)).path
+        self.port = self.useFixture(PortFixture(self.host, self.requested_port, name)).port
+        self._prepare()
+        self.process = self.useFixture(
+            ProcessFixture(
+                self._command() + self.extra_args,
+                probe=self._probe(),
+                timeout=self.timeout,
+                stop_signal=self.stop_signal,
+                stop_timeout=self.stop_timeout,
+                user=self.run_as.uid if self.run_as else None,
+                name=name,
+                temp_dir=self.temp_dir,
+            )
+        )
+        self.log_path = self.process.log_path
+        self._started()
+        self.env = self.exports()
+        if self.export_env:
+            for key, value in self.env.items():
+                self.useFixture(fixtures.EnvironmentVariable(key, value))
+
+    def exports(self, prefix: str | None = None) -> dict[str, str]:
+        """The variables this daemon exports, under ``prefix``."""
+        prefix = self.env_prefix if prefix is None else prefix
+        own = "%s_%s_" % (prefix, self.daemon_name.upper())
+        env = {own + "URL": self.url, own + "HOST": self.host, own + "PORT": str(self.port)}
+        env.update({own + key: value for key, value in self._extra_exports().items()})
+        env[prefix + "_URL"] = self.url
+        return env
+
+    # -- outage testing --------------------------------------------------
+
+    @contextlib.contextmanager
+    def stopped(self) -> typing.Iterator[None]:
+        """Stop the daemon for the with-block (keeping its data), then start
+        it again on the same port and wait until it answers."""
+        with self.process.stopped(self.restart_signal):
+            yield
+
+    def paused(self) -> typing.ContextManager[None]:
+        """Freeze the daemon (SIGSTOP) for the with-block: a hung daemon."""
+        return self.process.paused()

@@ -1,0 +1,1 @@
+"""One module per daemon, each mostly declarations over DaemonFixture."""

@@ -1,0 +1,207 @@
+"""Initialise once, copy for every instance.
+
+initdb takes about a second and mariadb-install-db several; copying their
+result into a memory-backed dir takes about 40 ms. So a daemon's slow
+initialisation runs once per machine: its result is kept as a *template*
+in a cache dir, keyed by the daemon kind, the binary's path and the
+initialisation options, and validated against the binary's version (a
+template made by another version of the same path is rebuilt, not used).
+Parallel workers build a template once: builders hold an exclusive flock,
+copiers a shared one.
+
+Clearing the cache: :func:`clear_cache`, or remove the directory
+:func:`cache_root` names (``$FIXTURES_DAEMONS_CACHE_DIR``, else
+``$XDG_CACHE_HOME/fixtures-daemons``, else ``~/.cache/fixtures-daemons``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+import typing
+
+from fixtures_daemons.tempdirs import make_private_dir, remove_tree
+from fixtures_daemons.users import RunAs
+
+__all__ = ["CACHE_ENV", "cache_root", "copy_tree", "TemplateCache", "clear_cache"]
+
+CACHE_ENV = "FIXTURES_DAEMONS_CACHE_DIR"
+_META = "meta.json"
+_DATA = "data"
+_FORMAT = 1
+
+
+def cache_root() -> str:
+    """Where templates are kept."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.access(os.path.dirname(base) or "/", os.W_OK) and not os.path.isdir(base):
+        base = tempfile.gettempdir()  # e.g. HOME=/nonexistent
+    return os.path.join(base, "fixtures-daemons")
+
+
+def copy_tree(src: str, dst: str, owner: RunAs | None = None) -> None:
+    """Copy the tree ``src`` to the new dir ``dst``, owned by ``owner``.
+
+    Contents and modes only (times and extended attributes do not matter to
+    a daemon), with ``sendfile`` and an ``fchown`` per file: about twice as
+    fast as ``cp -a`` or ``shutil.copytree`` for a data dir of a thousand
+    files.
+    """
+    os.mkdir(dst, stat.S_IMODE(os.stat(src).st_mode))
+    if owner is not None:
+        os.chown(dst, owner.uid, owner.gid)
+    with os.scandir(src) as entries:
+        for entry in entries:
+            target = os.path.join(dst, entry.name)
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                copy_tree(entry.path, target, owner)
+            elif stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(entry.path), target)
+                if owner is not None:
+                    os.lchown(target, owner.uid, owner.gid)
+            elif stat.S_ISREG(st.st_mode):
+                fd_in = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    fd_out = os.open(
+                        target,
+                        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                        stat.S_IMODE(st.st_mode),
+                    )
+                    try:
+                        if owner is not None:
+                            os.fchown(fd_out, owner.uid, owner.gid)
+                        offset = 0
+                        while offset < st.st_size:
+                            sent = os.sendfile(fd_out, fd_in, offset, st.st_size - offset)
+                            if sent == 0:
+                                break
+                            offset += sent
+                    finally:
+                        os.close(fd_out)
+                finally:
+                    os.close(fd_in)
+            # sockets, fifos, devices: a live daemon's leftovers, not data
+
+
+@contextlib.contextmanager
+def _flock(path: str, mode: int) -> typing.Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
+
+
+class TemplateCache:
+    """A directory of initialised templates."""
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = root or cache_root()
+
+    def key(self, kind: str, key_parts: typing.Mapping[str, object]) -> str:
+        digest = hashlib.sha256(
+            json.dumps([_FORMAT, dict(key_parts)], sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
+        return "%s-%s" % (kind, digest)
+
+    def _valid(self, path: str, version: str) -> bool:
+        try:
+            with open(os.path.join(path, _META)) as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            return False
+        return isinstance(meta, dict) and meta.get("version") == version and os.path.isdir(
+            os.path.join(path, _DATA)
+        )
+
+    def instantiate(
+        self,
+        kind: str,
+        key_parts: typing.Mapping[str, object],
+        version: str,
+        build: typing.Callable[[str], None],
+        dst: str,
+        owner: RunAs | None = None,
+        temp_root: str | None = None,
+    ) -> None:
+        """Copy the template into the new dir ``dst``, building it first
+        (``build(dir)`` fills an empty dir, as ``owner``) when it is missing
+        or was made by another version."""
+        os.makedirs(self.root, 0o700, exist_ok=True)
+        name = self.key(kind, key_parts)
+        path = os.path.join(self.root, name)
+        lock = path + ".lock"
+        with _flock(lock, fcntl.LOCK_SH):
+            if self._valid(path, version):
+                copy_tree(os.path.join(path, _DATA), dst, owner)
+                return
+        with _flock(lock, fcntl.LOCK_EX):
+            if not self._valid(path, version):
+                self._build(kind, dict(key_parts), version, build, path, owner, temp_root)
+            copy_tree(os.path.join(path, _DATA), dst, owner)
+
+    def _build(
+        self,
+        kind: str,
+        key_parts: dict[str, object],
+        version: str,
+        build: typing.Callable[[str], None],
+        path: str,
+        owner: RunAs | None,
+        temp_root: str | None,
+    ) -> None:
+        # Build where the daemon's user can write (the cache may be under a
+        # home dir it cannot enter), then copy into the cache and swap it in.
+        workdir = make_private_dir(kind + "-template", temp_root, owner)
+        try:
+            build(workdir)
+            staging = tempfile.mkdtemp(prefix=".%s." % os.path.basename(path), dir=self.root)
+            try:
+                os.rmdir(staging)
+                os.mkdir(staging, 0o700)
+                copy_tree(workdir, os.path.join(staging, _DATA))
+                with open(os.path.join(staging, _META), "w") as f:
+                    json.dump({"version": version, "key": key_parts, "format": _FORMAT}, f)
+                if os.path.lexists(path):
+                    old = path + ".old"
+                    remove_tree(old)
+                    os.rename(path, old)
+                    remove_tree(old)
+                os.rename(staging, path)
+            except BaseException:
+                remove_tree(staging)
+                raise
+        finally:
+            remove_tree(workdir)
+
+    def clear(self, kind: str | None = None) -> list[str]:
+        """Remove the templates (of ``kind``, or all); return what went."""
+        removed: list[str] = []
+        if not os.path.isdir(self.root):
+            return removed
+        for name in sorted(os.listdir(self.root)):
+            if kind is not None and not name.startswith(kind + "-"):
+                continue
+            path = os.path.join(self.root, name)
+            if name.endswith(".lock") or name.startswith("."):
+                continue
+            with _flock(path + ".lock", fcntl.LOCK_EX):
+                remove_tree(path)
+            removed.append(path)
+        return removed
+
+
+def clear_cache(kind: str | None = None) -> list[str]:
+    """Remove cached templates (all, or those of one daemon kind)."""
+    return TemplateCache().clear(kind)

@@ -33,8 +33,6 @@ class Fixture(fixtures.Fixture):
                 self.addDetail(name, value)
             first = errors[0][1]
             if len(errors) > 1:  # cleanUp failed too: keep those visible
-                text = "".join(
-                    "".join(traceback.format_exception(*err)) for err in errors[1:]
-                )
+                text = "".join("".join(traceback.format_exception(*err)) for err in errors[1:])
                 self.addDetail("cleanup-errors", content.text_content(text))
             raise first.with_traceback(errors[0][2]) from None

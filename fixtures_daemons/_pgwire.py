@@ -21,7 +21,9 @@ class PgError(Exception):
     def __init__(self, fields: dict[str, str]) -> None:
         self.fields = fields
         self.code = fields.get("C", "")
-        super().__init__("%s: %s (SQLSTATE %s)" % (fields.get("S", "ERROR"), fields.get("M", ""), self.code))
+        super().__init__(
+            "%s: %s (SQLSTATE %s)" % (fields.get("S", "ERROR"), fields.get("M", ""), self.code)
+        )
 
 
 def _parse_error(body: bytes) -> dict[str, str]:
@@ -58,8 +60,12 @@ class Connection:
             if kind == b"R":
                 (code,) = struct.unpack("!I", body[:4])
                 if code != 0:
-                    raise PgError({"M": "authentication method %d is not supported; "
-                                        "only trust authentication is" % code})
+                    raise PgError(
+                        {
+                            "M": "authentication method %d is not supported; "
+                            "only trust authentication is" % code
+                        }
+                    )
             elif kind == b"E":
                 raise PgError(_parse_error(body))
             elif kind == b"Z":

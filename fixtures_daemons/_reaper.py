@@ -116,11 +116,7 @@ class _Watchdog:
             self.dirs.remove(arg)
 
     def clean(self) -> None:
-        live = [
-            pid
-            for pid, (started, sig) in self.processes.items()
-            if start_time(pid) == started
-        ]
+        live = [pid for pid, (started, sig) in self.processes.items() if start_time(pid) == started]
         # First the daemon's own stop signal, so e.g. PostgreSQL releases its
         # shared memory; then, after a short bounded wait, SIGKILL for all.
         for pid in live:

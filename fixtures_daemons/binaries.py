@@ -46,8 +46,13 @@ class Executable:
 
     def search_dirs(self) -> list[str]:
         found = []
-        for pattern in self.dirs + ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/bin",
-                                    "/opt/homebrew/sbin", "/usr/local/opt/*/bin"):
+        for pattern in self.dirs + (
+            "/usr/sbin",
+            "/usr/local/sbin",
+            "/opt/homebrew/bin",
+            "/opt/homebrew/sbin",
+            "/usr/local/opt/*/bin",
+        ):
             matches = glob.glob(pattern)
             found.extend(sorted(matches, key=_version_key, reverse=True))
         return found
@@ -93,12 +98,10 @@ def sibling(path: str, name: str, spec: Executable | None = None, what: str = ""
     found = shutil.which(name)
     if found:
         return found
-    raise ExecutableNotFound(
-        what, name, [os.path.dirname(path)], spec.packages if spec else None
-    )
+    raise ExecutableNotFound(what, name, [os.path.dirname(path)], spec.packages if spec else None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _version(path: str, mtime_ns: int, size: int, flag: str) -> str:
     result = subprocess.run(
         [path, flag], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False

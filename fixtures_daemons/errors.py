@@ -84,9 +84,7 @@ class ExecutableNotFound(DaemonError):
         if self.searched:
             text += " (searched %s)" % ", ".join(self.searched)
         if self.packages:
-            text += "; install it: " + "; ".join(
-                "%s: %s" % item for item in self.packages.items()
-            )
+            text += "; install it: " + "; ".join("%s: %s" % item for item in self.packages.items())
         if self.env_var:
             text += "; or set %s to its path" % self.env_var
         return text
@@ -119,7 +117,11 @@ class DaemonExited(DaemonError):
     """
 
     def __init__(
-        self, name: str, returncode: int | None, command: typing.Sequence[str] = (), log_tail: str = ""
+        self,
+        name: str,
+        returncode: int | None,
+        command: typing.Sequence[str] = (),
+        log_tail: str = "",
     ) -> None:
         super().__init__(name, log_tail=log_tail)
         self.returncode = returncode

@@ -133,7 +133,9 @@ def _lock(directory: str, port: int) -> int | None:
     return fd
 
 
-def reserve_port(host: str = "127.0.0.1", port: int | None = None, what: str = "") -> PortReservation:
+def reserve_port(
+    host: str = "127.0.0.1", port: int | None = None, what: str = ""
+) -> PortReservation:
     """Reserve ``port`` (or a free one) on ``host``.
 
     Raises :class:`~fixtures_daemons.PortUnavailable` when a requested port is

@@ -73,9 +73,7 @@ def _check_traversable(path: str, user: RunAs, what: str) -> None:
         path = parent
 
 
-def make_private_dir(
-    what: str, root: str | None = None, owner: RunAs | None = None
-) -> str:
+def make_private_dir(what: str, root: str | None = None, owner: RunAs | None = None) -> str:
     """Create a 0700 dir for ``what`` under ``root``, owned by ``owner``."""
     root = root or default_temp_root()
     try:

@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import stat
 import tempfile
 import typing
@@ -121,8 +120,10 @@ class TemplateCache:
                 meta = json.load(f)
         except (OSError, ValueError):
             return False
-        return isinstance(meta, dict) and meta.get("version") == version and os.path.isdir(
-            os.path.join(path, _DATA)
+        return (
+            isinstance(meta, dict)
+            and meta.get("version") == version
+            and os.path.isdir(os.path.join(path, _DATA))
         )
 
     def instantiate(

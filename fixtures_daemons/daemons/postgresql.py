@@ -39,10 +39,17 @@ class PostgresqlFixture(DaemonFixture):
     daemon_name = "postgresql"
     executable = Executable(
         names=("postgres",),
-        dirs=("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/opt/homebrew/opt/postgresql*/bin",
-              "/usr/local/opt/postgresql*/bin"),
-        packages={"Debian/Ubuntu": "postgresql", "Fedora": "postgresql-server",
-                  "Homebrew": "postgresql@17"},
+        dirs=(
+            "/usr/lib/postgresql/*/bin",
+            "/usr/pgsql-*/bin",
+            "/opt/homebrew/opt/postgresql*/bin",
+            "/usr/local/opt/postgresql*/bin",
+        ),
+        packages={
+            "Debian/Ubuntu": "postgresql",
+            "Fedora": "postgresql-server",
+            "Homebrew": "postgresql@17",
+        },
         env_var="FIXTURES_DAEMONS_POSTGRES",
     )
     refuses_root = True
@@ -66,8 +73,17 @@ class PostgresqlFixture(DaemonFixture):
 
     def _init_options(self) -> list[str]:
         # 1 MB WAL segments instead of 16: the copied data dir is 28 MB, not 43.
-        return ["-U", self.user, "-A", "trust", "-E", self.encoding, "--locale", self.locale,
-                "--wal-segsize=1"]
+        return [
+            "-U",
+            self.user,
+            "-A",
+            "trust",
+            "-E",
+            self.encoding,
+            "--locale",
+            self.locale,
+            "--wal-segsize=1",
+        ]
 
     def _build_template(self, directory: str) -> None:
         initdb = sibling(self.binary, "initdb", self.executable, self.daemon_name)
@@ -113,8 +129,12 @@ class PostgresqlFixture(DaemonFixture):
 
     @property
     def dsn(self) -> str:
-        return "host=%s port=%d user=%s dbname=%s" % (self.host, self.port, self.user,
-                                                      self.database)
+        return "host=%s port=%d user=%s dbname=%s" % (
+            self.host,
+            self.port,
+            self.user,
+            self.database,
+        )
 
     @property
     def socket_path(self) -> str:
@@ -153,8 +173,10 @@ class PostgresqlFixture(DaemonFixture):
         """Drop every database but the templates, and recreate ``database``
         (and ``postgres``) empty: about as fresh as a new server."""
         with self.connect_admin("template1") as conn:
-            names = [row[0] for row in conn.query(
-                "SELECT datname FROM pg_database WHERE NOT datistemplate")]
+            names = [
+                row[0]
+                for row in conn.query("SELECT datname FROM pg_database WHERE NOT datistemplate")
+            ]
             for name in names:
                 if name:
                     conn.query("DROP DATABASE %s WITH (FORCE)" % _pgwire.quote_ident(name))

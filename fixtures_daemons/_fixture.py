@@ -28,9 +28,10 @@ class Fixture(fixtures.Fixture):
             errors = list(multiple.args)
             if not errors or errors[-1][0] is not fixtures.SetupError:
                 raise
-            details = errors.pop()[1].args[0]
-            for name, value in details.items():
-                self.addDetail(name, value)
+            # cleanUp has set _details to None, which makes addDetail a no-op
+            # and getDetails raise TypeError (so fixtures' useFixture would
+            # report that instead of our error): put a dict back first.
+            self._details = dict(errors.pop()[1].args[0])
             first = errors[0][1]
             if len(errors) > 1:  # cleanUp failed too: keep those visible
                 text = "".join("".join(traceback.format_exception(*err)) for err in errors[1:])

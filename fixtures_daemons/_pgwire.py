@@ -81,7 +81,7 @@ class Connection:
             kind, body = self._message()
             if kind == b"D":
                 (count,) = struct.unpack("!H", body[:2])
-                offset, row = 2, []
+                offset, row = 2, list[str | None]()
                 for _ in range(count):
                     (size,) = struct.unpack("!i", body[offset : offset + 4])
                     offset += 4

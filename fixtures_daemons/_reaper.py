@@ -46,7 +46,7 @@ def find_tagged(tag_prefix: str) -> list[int]:
     """Pids of live processes whose tag starts with ``tag_prefix``."""
     needle = ("%s=%s" % (TAG_ENV, tag_prefix)).encode()
     me = os.getpid()
-    found = []
+    found: list[int] = []
     try:
         entries = os.listdir("/proc")
     except OSError:

@@ -69,9 +69,9 @@ class DaemonFixture(Fixture):
     """
 
     #: The daemon's name: CLI name, temp dir prefix, variable names.
-    daemon_name: typing.ClassVar[str] = ""
+    daemon_name: str = ""
     #: Where its program is.
-    executable: typing.ClassVar[Executable]
+    executable: Executable
     #: When True and we are root, it runs as an unprivileged user.
     refuses_root: typing.ClassVar[bool] = False
     #: How cleanUp stops it: its data is thrown away, so the fastest way.
@@ -190,7 +190,7 @@ class DaemonFixture(Fixture):
             check=False,
             **extra,
         )
-        output = result.stdout.decode("utf-8", "replace")
+        output: str = result.stdout.decode("utf-8", "replace")
         if result.returncode != 0:
             raise CommandFailed(what or self.daemon_name, command, result.returncode, output)
         return output
@@ -205,7 +205,7 @@ class DaemonFixture(Fixture):
         self.temp_dir = self.useFixture(PrivateDirFixture(name, self.temp_root, self.run_as)).path
         self.port = self.useFixture(PortFixture(self.host, self.requested_port, name)).port
         self._prepare()
-        self.process = self.useFixture(
+        self.process: ProcessFixture = self.useFixture(
             ProcessFixture(
                 self._command() + self.extra_args,
                 probe=self._probe(),

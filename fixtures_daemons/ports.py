@@ -36,7 +36,7 @@ def _lock_dir() -> str:
     )
     try:
         os.mkdir(path, 0o1777)
-        os.chmod(path, 0o1777)  # mkdir's mode is cut by the umask
+        os.chmod(path, 0o1777)  # noqa: S103 - shared by all users, sticky like /tmp
     except FileExistsError:
         pass
     st = os.lstat(path)
@@ -84,8 +84,8 @@ def _holder(host: str, port: int) -> str:
                 if conn.pid:
                     return "held by pid %d (%s)" % (conn.pid, psutil.Process(conn.pid).name())
                 return "held by another program"
-    except Exception:
-        pass
+    except Exception:  # no permission to list sockets: say what we know
+        return "held by another program"
     return "held by another program"
 
 

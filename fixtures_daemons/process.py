@@ -121,6 +121,9 @@ class ProcessFixture(Fixture):
         self.cwd = cwd
         self.name = name or os.path.basename(self.command[0])
         self.temp_dir = temp_dir
+        # Kept apart from temp_dir, which names our own private dir while set
+        # up: a fixture set up again after cleanUp must make a new one.
+        self._given_temp_dir = temp_dir
         self.temp_root = temp_root
         self.use_watchdog = watchdog
         self.process: subprocess.Popen[bytes] | None = None
@@ -133,6 +136,7 @@ class ProcessFixture(Fixture):
     def _setUp(self) -> None:
         self.run_as = resolve_user(self.user, self.name)
         self._watchdog = Watchdog.get() if self.use_watchdog else None
+        self.temp_dir = self._given_temp_dir
         if self.temp_dir is None:
             if self.use_watchdog:
                 self.temp_dir = self.useFixture(
@@ -203,6 +207,10 @@ class ProcessFixture(Fixture):
                     **extra,
                 )
             except (FileNotFoundError, PermissionError) as exc:
+                # The same errors come from a cwd that is missing or closed to
+                # us: Popen names the cwd in exc.filename then.
+                if exc.filename is not None and exc.filename == (self.cwd or self.temp_dir):
+                    raise
                 raise ExecutableNotFound(self.name, self.command[0]) from exc
         if self._watchdog is not None:
             self._watchdog.watch_process(self.process.pid, self.stop_signal)

@@ -6,34 +6,77 @@ on as is: ``except DaemonExited`` would never match. Here setUp raises the
 original error instead, after putting the materialised details (the daemon's
 log) back on the fixture, where ``useFixture`` of testtools and of fixtures
 both collect them into the test's details.
+
+The details are materialised here, before the cleanups run (they remove the
+temp dir holding the log): ``fixtures.Fixture.setUp`` does it only when it
+could import testtools' ``gather_details``, which fails when testtools was
+imported first, as it is under stestr and ``python -m testtools.run``.
 """
 
 from __future__ import annotations
 
 import traceback
+import typing
 
 import fixtures
 from testtools import content
 
 __all__ = ["Fixture"]
 
+_F = typing.TypeVar("_F", bound=fixtures.Fixture)
+
+
+def _materialise(detail: content.Content) -> content.Content:
+    """A copy of ``detail`` that no longer reads its source."""
+    try:
+        data = list(detail.iter_bytes())
+    except Exception as exc:  # a broken detail must not hide the real error
+        return content.text_content("[detail not readable: %r]" % (exc,))
+    return content.Content(detail.content_type, lambda: data)
+
 
 class Fixture(fixtures.Fixture):
     """A ``fixtures.Fixture`` whose setUp raises the underlying error."""
 
     def setUp(self) -> None:
+        self._clear_cleanups()
         try:
-            super().setUp()
-        except fixtures.MultipleExceptions as multiple:
-            errors = list(multiple.args)
-            if not errors or errors[-1][0] is not fixtures.SetupError:
-                raise
+            self._setUp()
+        except BaseException:
+            details: dict[str, typing.Any] = {
+                name: _materialise(value) for name, value in self.getDetails().items()
+            }
+            errors = self.cleanUp(raise_first=False) or []
             # cleanUp has set _details to None, which makes addDetail a no-op
             # and getDetails raise TypeError (so fixtures' useFixture would
-            # report that instead of our error): put a dict back first.
-            self._details = dict(errors.pop()[1].args[0])
-            first = errors[0][1]
-            if len(errors) > 1:  # cleanUp failed too: keep those visible
-                text = "".join("".join(traceback.format_exception(*err)) for err in errors[1:])
+            # report that instead of our error): put a dict back.
+            self._details = details
+            if errors:  # cleanUp failed too: keep those visible
+                text = "".join("".join(traceback.format_exception(*err)) for err in errors)
                 self.addDetail("cleanup-errors", content.text_content(text))
-            raise first.with_traceback(errors[0][2]) from None
+            raise
+
+    def useFixture(self, fixture: _F) -> _F:
+        """As ``fixtures.Fixture.useFixture``, but a failed child's details
+        (materialised by its setUp, see above) are always kept: fixtures
+        copies them only when it has ``gather_details``."""
+        try:
+            fixture.setUp()
+        except fixtures.MultipleExceptions as multiple:
+            if multiple.args[-1][0] is fixtures.SetupError and self._details is not None:
+                fixtures.fixture.combine_details(multiple.args[-1][1].args[0], self._details)
+            raise
+        except BaseException:
+            if self._details is not None:
+                try:
+                    child = fixture.getDetails()
+                except Exception:  # a fixture without details: nothing to keep
+                    child = {}
+                fixtures.fixture.combine_details(
+                    {name: _materialise(value) for name, value in child.items()}, self._details
+                )
+            raise
+        self.addCleanup(fixture.cleanUp)
+        if self._detail_sources is not None:
+            self._detail_sources.append(fixture)
+        return fixture

@@ -102,7 +102,9 @@ def sibling(path: str, name: str, spec: Executable | None = None, what: str = ""
 
 
 @functools.cache
-def _version(path: str, mtime_ns: int, size: int, flag: str) -> str:
+def _version(path: str, realpath: str, mtime_ns: int, size: int, flag: str) -> str:
+    # Run ``path`` itself, not its target: Debian's redis-server is a
+    # symlink to redis-check-rdb, which looks at the name it was run by.
     result = subprocess.run(
         [path, flag], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False
     )
@@ -112,4 +114,4 @@ def _version(path: str, mtime_ns: int, size: int, flag: str) -> str:
 def program_version(path: str, flag: str = "--version") -> str:
     """What ``path --version`` prints, run once per process and binary."""
     st = os.stat(path)
-    return _version(os.path.realpath(path), st.st_mtime_ns, st.st_size, flag)
+    return _version(path, os.path.realpath(path), st.st_mtime_ns, st.st_size, flag)

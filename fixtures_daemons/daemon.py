@@ -44,6 +44,10 @@ class DaemonFixture(Fixture):
 
     Parameters every daemon accepts (keyword only):
 
+    :param reuse: a name: attach to the daemon started under that name
+        (``fixtures-daemons start --name``, or an earlier ``reuse=``) when it
+        is alive and answers, else start it detached under that name. It
+        outlives the test run; ``fixtures-daemons stop NAME`` stops it.
     :param host: the address it listens on; loopback only by default.
     :param port: pin the port (the default reserves a free one); a port in
         use by another program fails with
@@ -68,6 +72,8 @@ class DaemonFixture(Fixture):
     :class:`~fixtures_daemons.ProcessFixture`), ``log_path``.
     """
 
+    _init_kwargs: dict[str, typing.Any]
+
     #: The daemon's name: CLI name, temp dir prefix, variable names.
     daemon_name: str = ""
     #: Where its program is.
@@ -81,9 +87,17 @@ class DaemonFixture(Fixture):
     stop_timeout: typing.ClassVar[float] = 10.0
     default_timeout: typing.ClassVar[float] = 60.0
 
+    def __new__(cls, *args: typing.Any, **kwargs: typing.Any) -> DaemonFixture:
+        # Remember the arguments, so the same daemon can be started by a
+        # holder process (``reuse=``).
+        instance = super().__new__(cls)
+        instance._init_kwargs = dict(kwargs)
+        return instance
+
     def __init__(
         self,
         *,
+        reuse: str | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
         timeout: float | None = None,
@@ -97,6 +111,7 @@ class DaemonFixture(Fixture):
         args: typing.Sequence[str] = (),
     ) -> None:
         super().__init__()
+        self.reuse = reuse
         self.host = host
         self.requested_port = port
         self.timeout = self.default_timeout if timeout is None else timeout
@@ -110,6 +125,7 @@ class DaemonFixture(Fixture):
         self.extra_args = list(args)
         self.env: dict[str, str] = {}
         self.run_as: RunAs | None = None
+        self.process: ProcessFixture | None = None
 
     # -- declarations and hooks for subclasses ---------------------------
 
@@ -198,6 +214,16 @@ class DaemonFixture(Fixture):
     # -- the lifecycle ---------------------------------------------------
 
     def _setUp(self) -> None:
+        if self.reuse:
+            self._attach_named(self.reuse)
+        else:
+            self._spawn()
+        self.env = self.exports()
+        if self.export_env:
+            for key, value in self.env.items():
+                self.useFixture(fixtures.EnvironmentVariable(key, value))
+
+    def _spawn(self) -> None:
         name = self.daemon_name
         self.binary = find_executable(self.executable, self.requested_binary, name)
         wanted = self.os_user or (default_daemon_user() if self.refuses_root else None)
@@ -205,7 +231,7 @@ class DaemonFixture(Fixture):
         self.temp_dir = self.useFixture(PrivateDirFixture(name, self.temp_root, self.run_as)).path
         self.port = self.useFixture(PortFixture(self.host, self.requested_port, name)).port
         self._prepare()
-        self.process: ProcessFixture = self.useFixture(
+        self.process = process = self.useFixture(
             ProcessFixture(
                 self._command() + self.extra_args,
                 probe=self._probe(),
@@ -217,31 +243,77 @@ class DaemonFixture(Fixture):
                 temp_dir=self.temp_dir,
             )
         )
-        self.log_path = self.process.log_path
+        self.log_path = process.log_path
         self._started()
-        self.env = self.exports()
-        if self.export_env:
-            for key, value in self.env.items():
-                self.useFixture(fixtures.EnvironmentVariable(key, value))
 
-    def exports(self, prefix: str | None = None) -> dict[str, str]:
-        """The variables this daemon exports, under ``prefix``."""
+    _STATE_TYPES = (str, int, float, bool, type(None))
+
+    def attach_state(self) -> dict[str, typing.Any]:
+        """The simple attributes (port, paths, names) that another process
+        needs to talk to this daemon as this fixture does."""
+        return {
+            key: value
+            for key, value in vars(self).items()
+            if not key.startswith("_") and isinstance(value, self._STATE_TYPES)
+        }
+
+    def _attach_named(self, name: str) -> None:
+        from fixtures_daemons import persistent
+
+        kwargs = {k: v for k, v in self._init_kwargs.items() if k != "reuse"}
+        record = persistent.ensure(name, type(self).daemon_name, kwargs)
+        self.restore_state(record.state)
+
+    def restore_state(self, state: typing.Mapping[str, typing.Any]) -> None:
+        """Point this (not set up) fixture at a daemon described by another
+        fixture's :meth:`attach_state`, without owning it."""
+        for key, value in state.items():
+            if key not in ("env_prefix", "export_env", "reuse"):
+                setattr(self, key, value)
+        self.process = None
+
+    def exports(self, prefix: str | None = None, style: str = "native") -> dict[str, str]:
+        """The variables this daemon exports, under ``prefix``.
+
+        ``style="pifpaf"`` adds pifpaf's variables and uses its URL format
+        where the names are the same, so that a pifpaf user switching to
+        fixtures-daemons gets the environment it had.
+        """
         prefix = self.env_prefix if prefix is None else prefix
         own = "%s_%s_" % (prefix, self.daemon_name.upper())
         env = {own + "URL": self.url, own + "HOST": self.host, own + "PORT": str(self.port)}
         env.update({own + key: value for key, value in self._extra_exports().items()})
         env[prefix + "_URL"] = self.url
+        if style == "pifpaf":
+            url = self._pifpaf_url()
+            env.update({prefix + "_DATA": self.temp_dir, prefix + "_URL": url, own + "URL": url})
+            env.update(self._pifpaf_raw_exports())
         return env
 
+    def _pifpaf_url(self) -> str:
+        """The URL in the form pifpaf's driver exports."""
+        return self.url
+
+    def _pifpaf_raw_exports(self) -> dict[str, str]:
+        """Variables pifpaf's driver exports without prefix (PGHOST, ...)."""
+        return {}
+
     # -- outage testing --------------------------------------------------
+
+    def _own_process(self) -> ProcessFixture:
+        if self.process is None:
+            raise RuntimeError(
+                "%s is attached to a daemon it did not start; it cannot stop it" % self.daemon_name
+            )
+        return self.process
 
     @contextlib.contextmanager
     def stopped(self) -> typing.Iterator[None]:
         """Stop the daemon for the with-block (keeping its data), then start
         it again on the same port and wait until it answers."""
-        with self.process.stopped(self.restart_signal):
+        with self._own_process().stopped(self.restart_signal):
             yield
 
     def paused(self) -> typing.ContextManager[None]:
         """Freeze the daemon (SIGSTOP) for the with-block: a hung daemon."""
-        return self.process.paused()
+        return self._own_process().paused()

@@ -27,6 +27,15 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+def _safe_repr(value: object) -> str:
+    """repr() that cannot raise: the error that broke a message may carry
+    the very object whose repr() raises."""
+    try:
+        return repr(value)
+    except Exception:
+        return "<unprintable %s>" % type(value).__name__
+
+
 class DaemonError(Exception):
     """Base class of every error raised by fixtures-daemons.
 
@@ -52,7 +61,10 @@ class DaemonError(Exception):
                 text += "\nlast lines of its log:\n" + _indent(str(self.log_tail))
             return text
         except Exception as exc:  # pragma: no cover - the point is that it never raises
-            return "%s (and formatting the message failed: %r)" % (type(self).__name__, exc)
+            return "%s (and formatting the message failed: %s)" % (
+                type(self).__name__,
+                _safe_repr(exc),
+            )
 
 
 class ExecutableNotFound(DaemonError):

@@ -20,8 +20,7 @@ import socket
 import stat
 import tempfile
 
-import fixtures
-
+from fixtures_daemons._fixture import Fixture
 from fixtures_daemons.errors import PortUnavailable
 
 __all__ = ["PortReservation", "PortFixture", "reserve_port", "LOCK_DIR_ENV"]
@@ -164,7 +163,7 @@ def reserve_port(
     raise PortUnavailable(what, host, 0, "no free port found in %d tries" % _ATTEMPTS)
 
 
-class PortFixture(fixtures.Fixture):
+class PortFixture(Fixture):
     """A reserved port for the fixture's lifetime: ``self.port``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, what: str = "") -> None:

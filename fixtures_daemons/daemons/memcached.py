@@ -74,6 +74,9 @@ class MemcachedFixture(DaemonFixture):
     def url(self) -> str:
         return "memcached://%s:%d" % (self.host, self.port)
 
+    def _pifpaf_url(self) -> str:
+        return "memcached://localhost:%d" % self.port
+
     def reset(self) -> None:
         """flush_all: every item invalidated."""
         self.command("flush_all")

@@ -155,6 +155,9 @@ class MysqlFixture(DaemonFixture):
     def _extra_exports(self) -> dict[str, str]:
         return {"DATABASE": self.database, "USER": self.user, "SOCKET": self.socket_path}
 
+    def _pifpaf_url(self) -> str:
+        return "mysql://root@localhost/%s?unix_socket=%s" % (self.database, self.socket_path)
+
     def _client(self) -> str:
         for name in ("mariadb", "mysql"):
             try:

@@ -143,6 +143,22 @@ class PostgresqlFixture(DaemonFixture):
     def _extra_exports(self) -> dict[str, str]:
         return {"DATABASE": self.database, "USER": self.user, "SOCKET_DIR": self.socket_dir}
 
+    def _pifpaf_url(self) -> str:
+        return "postgresql://localhost/%s?host=%s&port=%d" % (
+            self.database,
+            self.socket_dir,
+            self.port,
+        )
+
+    def _pifpaf_raw_exports(self) -> dict[str, str]:
+        return {
+            "PGHOST": self.socket_dir,
+            "PGPORT": str(self.port),
+            "PGDATA": self.data_dir,
+            "PGDATABASE": self.database,
+            "PGUSER": self.user,
+        }
+
     def connect_admin(self, database: str = "template1") -> _pgwire.Connection:
         """A minimal protocol connection (no client library needed)."""
         return _pgwire.connect(self.socket_path, self.user, database)

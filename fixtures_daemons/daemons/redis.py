@@ -110,6 +110,10 @@ class RedisFixture(DaemonFixture):
         auth = ":%s@" % self.password if self.password else ""
         return "redis://%s%s:%d/0" % (auth, self.host, self.port)
 
+    def _pifpaf_url(self) -> str:
+        auth = ":%s@" % self.password if self.password else ""
+        return "redis://%slocalhost:%d" % (auth, self.port)
+
     def _extra_exports(self) -> dict[str, str]:
         return {"SOCKET": self.socket_path}
 

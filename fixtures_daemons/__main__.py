@@ -1,0 +1,5 @@
+import sys
+
+from fixtures_daemons.cli import main
+
+sys.exit(main())

@@ -1,0 +1,393 @@
+"""The ``fixtures-daemons`` command: a daemon around a whole run.
+
+``fixtures-daemons run postgresql -- stestr run`` starts PostgreSQL, runs
+the command with the daemon's variables in its environment, stops the
+daemon and exits with the command's status. Without a command it prints
+``export`` lines and a stop function for ``eval``, and leaves the daemon to
+a detached holder process. ``start``/``status``/``env``/``stop`` manage
+named daemons that outlive a run. See doc/source/user/cli.rst.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import typing
+
+from fixtures_daemons import options, persistent, registry
+from fixtures_daemons.binaries import find_executable, program_version
+from fixtures_daemons.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
+from fixtures_daemons.errors import DaemonError
+from fixtures_daemons.templates import clear_cache
+
+__all__ = ["main"]
+
+PROG = "fixtures-daemons"
+#: Exit statuses of the tool itself (a command's own status is passed through).
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_DAEMON = 3
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError("%s (see %s --help)" % (message, self.prog))
+
+
+def _add_env_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    default = None if defaults else argparse.SUPPRESS
+    parser.add_argument(
+        "-e",
+        "--env-prefix",
+        default=default,
+        help="prefix of the exported variables (default: FIXTURES_DAEMONS); giving it (or -g) "
+        "selects pifpaf's URL formats",
+    )
+    parser.add_argument(
+        "-g",
+        "--global-urls-variable",
+        default=default,
+        help="the variable that accumulates the URLs of nested daemons "
+        "(default: FIXTURES_DAEMONS_URLS, or PIFPAF_URLS with -e PIFPAF)",
+    )
+
+
+def _daemon_subparsers(parser: argparse.ArgumentParser, help_text: str) -> None:
+    subs = parser.add_subparsers(dest="daemon", metavar="DAEMON", required=True)
+    for name in registry.daemon_names():
+        cls = registry.daemon_class(name)
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        sub = subs.add_parser(name, help=summary, description=help_text + ": " + summary)
+        options.add_arguments(sub, cls)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Real, throw-away daemons for test runs.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    _add_env_options(parser, defaults=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="run a daemon around a command (or, without one, print exports for eval)",
+        usage="%s run [-e PREFIX] [-g VARIABLE] DAEMON [daemon options] [-- COMMAND ...]" % PROG,
+    )
+    _add_env_options(run, defaults=False)
+    run.add_argument(
+        "--style",
+        choices=("native", "pifpaf"),
+        default=None,
+        help="URL formats of PREFIX_URL and PREFIX_<DAEMON>_URL (default: pifpaf when -e or "
+        "-g is given, else native)",
+    )
+    _daemon_subparsers(run, "run")
+
+    listing = commands.add_parser("list", help="the daemons, and whether they are installed")
+    listing.set_defaults(daemon=None)
+
+    start = commands.add_parser("start", help="start a named daemon that outlives this command")
+    start.add_argument("--name", required=True, help="the name to find it by")
+    _daemon_subparsers(start, "start")
+
+    commands.add_parser("status", help="the named daemons: alive or dead, pid, url, log")
+
+    env = commands.add_parser("env", help="print a named daemon's exports")
+    _add_env_options(env, defaults=False)
+    env.add_argument("name")
+
+    stop = commands.add_parser("stop", help="stop named daemons")
+    stop.add_argument("name", nargs="?")
+    stop.add_argument("--all", action="store_true", help="stop every named daemon")
+    stop.add_argument("--pid", type=int, help=argparse.SUPPRESS)
+    stop.add_argument("--start-time", help=argparse.SUPPRESS)
+
+    cache = commands.add_parser("cache", help="the template cache")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    clear = cache_commands.add_parser("clear", help="remove cached templates")
+    clear.add_argument("daemon", nargs="?", help="only this daemon's")
+    return parser
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+class _Env:
+    """How the exported variables are named and formatted for this call."""
+
+    def __init__(self, ns: argparse.Namespace, daemon: str) -> None:
+        prefix = getattr(ns, "env_prefix", None)
+        urls_var = getattr(ns, "global_urls_variable", None)
+        self.style = getattr(ns, "style", None) or (
+            "pifpaf" if prefix is not None or urls_var is not None else "native"
+        )
+        self.prefix = prefix or DEFAULT_ENV_PREFIX
+        self.urls_var = urls_var or (
+            "PIFPAF_URLS" if self.prefix == "PIFPAF" else DEFAULT_ENV_PREFIX + "_URLS"
+        )
+        self.daemon = daemon
+
+    def variables(self, fixture: DaemonFixture, pid: int) -> dict[str, str]:
+        """Everything the command or the shell gets: the daemon's variables
+        in both namings (ours and pifpaf's), raw ones like PGHOST, the pid,
+        and the accumulated URLs."""
+        env = fixture.exports(self.prefix, "pifpaf")
+        env.update(fixture.exports(self.prefix, self.style))
+        url = env[self.prefix + "_URL"]
+        env[self.prefix + "_PID"] = str(pid)
+        env[self.prefix + "_DAEMON"] = self.daemon
+        current = os.environ.get(self.urls_var)
+        env[self.urls_var] = current + ";" + url if current else url
+        return env
+
+
+def _fixture(ns: argparse.Namespace) -> tuple[type[DaemonFixture], dict[str, typing.Any]]:
+    cls = registry.daemon_class(ns.daemon)
+    try:
+        kwargs = options.kwargs_from(ns, cls)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return cls, kwargs
+
+
+def _attached(
+    name: str, kwargs: dict[str, typing.Any], state: dict[str, typing.Any]
+) -> DaemonFixture:
+    fixture = registry.daemon_class(name)(**kwargs)
+    fixture.restore_state(state)
+    return fixture
+
+
+def _print_exports(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        print("export %s=%s;" % (key, shlex.quote(value)))
+
+
+# -- commands ----------------------------------------------------------------
+
+
+def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
+    cls, kwargs = _fixture(ns)
+    naming = _Env(ns, ns.daemon)
+    if not command:
+        return _eval_mode(ns, naming, kwargs)
+    caught: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
+
+    def on_signal(signum: int, frame: object) -> None:
+        caught.append(signum)
+        if child is not None and child.poll() is None:
+            try:
+                child.send_signal(signum)
+            except OSError:
+                pass
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, on_signal) for sig in handled}
+    fixture = cls(**dict(kwargs, export_env=False))
+    fixture.setUp()
+    try:
+        if caught:
+            return 128 + caught[0]
+        env = dict(os.environ)
+        env.update(naming.variables(fixture, os.getpid()))
+        try:
+            child = subprocess.Popen(command, env=env)
+        except FileNotFoundError:
+            _complain("command not found: %s" % command[0])
+            return EXIT_NOT_FOUND
+        except PermissionError:
+            _complain("command not executable: %s" % command[0])
+            return EXIT_NOT_EXECUTABLE
+        returncode = child.wait()
+        if caught:
+            return 128 + caught[0]
+        return returncode if returncode >= 0 else 128 - returncode
+    finally:
+        if child is not None and child.poll() is None:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        fixture.cleanUp()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _eval_mode(ns: argparse.Namespace, naming: _Env, kwargs: dict[str, typing.Any]) -> int:
+    record = persistent.spawn_holder(ns.daemon, kwargs)
+    fixture = _attached(ns.daemon, kwargs, record.state)
+    env = naming.variables(fixture, record.holder_pid)
+    if naming.prefix != "PIFPAF":
+        env["PIFPAF_PID"] = str(record.holder_pid)  # pifpaf sets it whatever the prefix
+    _print_exports(env)
+    stop = naming.prefix.lower() + "_stop"
+    stop_command = " ".join(
+        shlex.quote(arg)
+        for arg in (
+            sys.executable,
+            "-m",
+            "fixtures_daemons",
+            "stop",
+            "--pid",
+            str(record.holder_pid),
+            "--start-time",
+            record.holder_start,
+        )
+    )
+    print(
+        "%(stop)s () { %(command)s || return 1; unset %(vars)s; unset -f %(stop)s; "
+        "unalias pifpaf_stop 2>/dev/null || true; }; alias pifpaf_stop=%(stop)s;"
+        % {"stop": stop, "command": stop_command, "vars": " ".join(env)}
+    )
+    return 0
+
+
+def cmd_list(ns: argparse.Namespace) -> int:
+    rows = []
+    for name in registry.daemon_names():
+        cls = registry.daemon_class(name)
+        spec = cls.executable
+        try:
+            path = find_executable(spec, None, name)
+            version = program_version(path).splitlines()[0] if path else ""
+            rows.append((name, "yes", path, version))
+        except DaemonError:
+            hint = "; ".join("%s: %s" % item for item in spec.packages.items())
+            rows.append((name, "no", "-", "install: " + hint))
+    widths = [
+        max(len(row[i]) for row in rows + [("DAEMON", "FOUND", "PATH", "")]) for i in range(3)
+    ]
+    print(
+        "%-*s  %-*s  %-*s  %s"
+        % (widths[0], "DAEMON", widths[1], "FOUND", widths[2], "PATH", "VERSION / HOW TO INSTALL")
+    )
+    for row in rows:
+        print(
+            "%-*s  %-*s  %-*s  %s"
+            % (widths[0], row[0], widths[1], row[1], widths[2], row[2], row[3])
+        )
+    return 0
+
+
+def cmd_start(ns: argparse.Namespace) -> int:
+    existing = persistent.load(ns.name)
+    if existing is not None and persistent.alive(existing):
+        _complain(
+            "a daemon named %r is already running (%s, pid %d); stop it first"
+            % (ns.name, existing.url, existing.daemon_pid)
+        )
+        return EXIT_ERROR
+    if existing is not None:
+        persistent.stop_holder(existing.holder_pid, existing.holder_start)
+        existing.remove()
+    _, kwargs = _fixture(ns)
+    record = persistent.spawn_holder(ns.daemon, kwargs, ns.name)
+    print("%s: %s started, pid %d, %s" % (ns.name, ns.daemon, record.daemon_pid, record.url))
+    return 0
+
+
+def cmd_status(ns: argparse.Namespace) -> int:
+    records = persistent.records()
+    if not records:
+        print("no named daemons")
+        return 0
+    for record in records:
+        state = "alive" if persistent.alive(record) else "dead"
+        print(
+            "%s\t%s\t%s\tpid %d\t%s\t%s"
+            % (record.name, record.daemon, state, record.daemon_pid, record.url, record.log_path)
+        )
+    return 0
+
+
+def cmd_env(ns: argparse.Namespace) -> int:
+    record = persistent.load(ns.name)
+    if record is None:
+        _complain("no daemon named %r (see %s status)" % (ns.name, PROG))
+        return EXIT_ERROR
+    if not persistent.alive(record):
+        _complain("the daemon named %r is not running any more" % ns.name)
+        return EXIT_ERROR
+    naming = _Env(ns, record.daemon)
+    fixture = _attached(record.daemon, record.kwargs, record.state)
+    _print_exports(naming.variables(fixture, record.holder_pid))
+    return 0
+
+
+def cmd_stop(ns: argparse.Namespace) -> int:
+    if ns.pid is not None:
+        persistent.stop_holder(ns.pid, ns.start_time or "")
+        return 0
+    if ns.all:
+        targets = persistent.records()
+    elif ns.name:
+        record = persistent.load(ns.name)
+        if record is None:
+            _complain("no daemon named %r (see %s status)" % (ns.name, PROG))
+            return EXIT_ERROR
+        targets = [record]
+    else:
+        raise UsageError("name a daemon, or use --all")
+    for record in targets:
+        stopped = persistent.stop_holder(record.holder_pid, record.holder_start)
+        record.remove()
+        print("%s: %s" % (record.name, "stopped" if stopped else "was not running"))
+    return 0
+
+
+def cmd_cache(ns: argparse.Namespace) -> int:
+    for path in clear_cache(ns.daemon):
+        print("removed %s" % path)
+    return 0
+
+
+def _complain(message: str) -> None:
+    sys.stderr.write("%s: %s\n" % (PROG, message))
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in args:
+        split = args.index("--")
+        args, command = args[:split], args[split + 1 :]
+    debug = "--debug" in args
+    try:
+        ns = build_parser().parse_args(args)
+        if command and ns.command != "run":
+            raise UsageError("only run takes a command after --")
+        if ns.command == "run":
+            return cmd_run(ns, command)
+        handler = {
+            "list": cmd_list,
+            "start": cmd_start,
+            "status": cmd_status,
+            "env": cmd_env,
+            "stop": cmd_stop,
+            "cache": cmd_cache,
+        }[ns.command]
+        return handler(ns)
+    except UsageError as exc:
+        _complain("error: %s" % exc)
+        return EXIT_USAGE
+    except DaemonError as exc:
+        if debug:
+            raise
+        _complain(str(exc))
+        return EXIT_DAEMON
+    except Exception as exc:
+        if debug:
+            raise
+        _complain("%s: %s (run with --debug for a traceback)" % (type(exc).__name__, exc))
+        return EXIT_ERROR

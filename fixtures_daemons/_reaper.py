@@ -67,6 +67,37 @@ def find_tagged(tag_prefix: str) -> list[int]:
     return found
 
 
+def find_descendants(pid: int) -> list[int]:
+    """Pids of the live descendants of ``pid``, by parent pid.
+
+    Finds children that a tag does not: PostgreSQL's overwrite their
+    environment with their process title, so /proc/PID/environ is blank.
+    """
+    parents: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rfind(b")") + 2 :].split()
+        if len(fields) > 1 and fields[0] != b"Z":
+            parents[int(entry)] = int(fields[1])
+    found: list[int] = []
+    wanted = {pid}
+    while wanted:
+        children = [child for child, parent in parents.items() if parent in wanted]
+        found.extend(children)
+        wanted = set(children)
+    return found
+
+
 def kill_quietly(pid: int, sig: int, group: bool = False) -> None:
     try:
         if group:

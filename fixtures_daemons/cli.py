@@ -18,6 +18,8 @@ import subprocess
 import sys
 import typing
 
+import psutil
+
 from fixtures_daemons import options, persistent, registry
 from fixtures_daemons.binaries import find_executable, program_version
 from fixtures_daemons.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
@@ -182,18 +184,19 @@ def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
         return _eval_mode(ns, naming, kwargs)
     caught: list[int] = []
     child: subprocess.Popen[bytes] | None = None
+    left: list[psutil.Process] = []  # what the command had started when signalled
 
     def on_signal(signum: int, frame: object) -> None:
         caught.append(signum)
-        if child is not None and child.poll() is None:
-            try:
-                child.send_signal(signum)
-            except OSError:
-                pass
+        if child is not None:
+            _forward(child, signum, left)
 
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     fixture = cls(**dict(kwargs, export_env=False))
+    # The CLI starts a daemon: it never attaches to one that a *_STATE
+    # variable inherited from an enclosing run describes.
+    fixture.mode = "spawn"
     fixture.setUp()
     try:
         if caught:
@@ -208,8 +211,11 @@ def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
         except PermissionError:
             _complain("command not executable: %s" % command[0])
             return EXIT_NOT_EXECUTABLE
+        if caught:  # it came while the command was being started
+            _forward(child, caught[0], left)
         returncode = child.wait()
         if caught:
+            _stop_leftovers(left, caught[0])
             return 128 + caught[0]
         return returncode if returncode >= 0 else 128 - returncode
     finally:
@@ -222,6 +228,39 @@ def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
         fixture.cleanUp()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _forward(child: subprocess.Popen[bytes], signum: int, left: list[psutil.Process]) -> None:
+    """Send ``signum`` to the command, remembering what it had started: a
+    shell killed by it leaves its children (say, the test runner it ran)
+    running against a daemon that is about to go."""
+    if child.poll() is not None:
+        return
+    try:
+        left[:] = psutil.Process(child.pid).children(recursive=True)
+    except psutil.Error:
+        pass
+    try:
+        child.send_signal(signum)
+    except OSError:
+        pass
+
+
+def _stop_leftovers(processes: list[psutil.Process], signum: int, timeout: float = 5.0) -> None:
+    """Once the signalled command is gone: the same signal for what it
+    started and left running, then SIGKILL for what ignores it."""
+    alive = [p for p in processes if p.is_running()]  # False for a reused pid
+    for process in alive:
+        try:
+            process.send_signal(signum)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(alive, timeout)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
 
 
 def _eval_mode(ns: argparse.Namespace, naming: _Env, kwargs: dict[str, typing.Any]) -> int:

@@ -17,6 +17,10 @@ exactly what was done, and cleanUp runs the same steps backwards.
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
+import inspect
+import json
 import os
 import signal
 import subprocess
@@ -24,9 +28,10 @@ import typing
 
 import fixtures
 
+from fixtures_daemons import locks
 from fixtures_daemons._fixture import Fixture
 from fixtures_daemons.binaries import Executable, find_executable, program_version
-from fixtures_daemons.errors import CommandFailed
+from fixtures_daemons.errors import CommandFailed, DaemonError
 from fixtures_daemons.ports import PortFixture
 from fixtures_daemons.probes import Probe
 from fixtures_daemons.process import ProcessFixture
@@ -34,9 +39,29 @@ from fixtures_daemons.tempdirs import PrivateDirFixture
 from fixtures_daemons.templates import TemplateCache
 from fixtures_daemons.users import RunAs, default_daemon_user, resolve_user
 
-__all__ = ["DaemonFixture", "DEFAULT_ENV_PREFIX"]
+__all__ = ["DaemonFixture", "DEFAULT_ENV_PREFIX", "TemplateHook", "hook_key"]
 
 DEFAULT_ENV_PREFIX = "FIXTURES_DAEMONS"
+
+#: A template database hook: an SQL file's path, or a callable that is given
+#: a copy of the fixture whose ``database`` (and so ``url``) is the template.
+TemplateHook = str | typing.Callable[[typing.Any], None]
+
+
+def hook_key(template: TemplateHook) -> str:
+    """A short hash of what a template hook does: an SQL file's content, or
+    a callable's qualified name and source."""
+    digest = hashlib.sha256()
+    if callable(template):
+        digest.update(("%s.%s" % (template.__module__, template.__qualname__)).encode())
+        try:
+            digest.update(inspect.getsource(template).encode())
+        except (OSError, TypeError):
+            pass  # no source (a builtin, a REPL function): the name is all we have
+    else:
+        with open(template, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
 
 
 class DaemonFixture(Fixture):
@@ -44,6 +69,12 @@ class DaemonFixture(Fixture):
 
     Parameters every daemon accepts (keyword only):
 
+    :param mode: ``auto`` (the default): attach to the daemon described by
+        ``$<PREFIX>_<DAEMON>_STATE`` when it is set (by ``fixtures-daemons
+        run`` or an enclosing fixture), else spawn one; ``spawn``: always
+        start a new daemon; ``attach``: never start one. An attached fixture
+        gets its own isolated namespace (a database, a database number, a key
+        prefix), made on setUp and removed on cleanUp.
     :param reuse: a name: attach to the daemon started under that name
         (``fixtures-daemons start --name``, or an earlier ``reuse=``) when it
         is alive and answers, else start it detached under that name. It
@@ -97,6 +128,7 @@ class DaemonFixture(Fixture):
     def __init__(
         self,
         *,
+        mode: str = "auto",
         reuse: str | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
@@ -111,6 +143,10 @@ class DaemonFixture(Fixture):
         args: typing.Sequence[str] = (),
     ) -> None:
         super().__init__()
+        if mode not in ("auto", "spawn", "attach"):
+            raise ValueError("mode must be auto, spawn or attach, not %r" % (mode,))
+        self.mode = mode
+        self.attached = False
         self.reuse = reuse
         self.host = host
         self.requested_port = port
@@ -151,6 +187,11 @@ class DaemonFixture(Fixture):
     def _extra_exports(self) -> dict[str, str]:
         """Daemon-specific variables, beside URL, HOST and PORT."""
         return {}
+
+    def _enter_namespace(self) -> None:
+        """When attached: make this fixture's isolated namespace (and
+        register its removal). Without one, attached fixtures share the
+        daemon's whole data."""
 
     @property
     def url(self) -> str:
@@ -211,11 +252,60 @@ class DaemonFixture(Fixture):
             raise CommandFailed(what or self.daemon_name, command, result.returncode, output)
         return output
 
+    def prepared_template(
+        self,
+        template: TemplateHook | None,
+        exists: typing.Callable[[str], bool],
+        build: typing.Callable[[str], None],
+    ) -> str | None:
+        """The name of the template database made by ``template`` (an SQL
+        file's path, or a callable given a copy of this fixture pointing at
+        the new database), built once per daemon and hook input: under a
+        machine-wide lock, so parallel workers build it once, and named by a
+        hash of the hook's input, so a changed hook gets a new template.
+        ``exists(name)`` and ``build(name)`` are the daemon's own steps.
+        """
+        if template is None:
+            return None
+        name = "fxd_template_%s" % hook_key(template)
+        lock = "template-%s-%s-%d-%s" % (type(self).daemon_name, self.host, self.port, name)
+        with locks.locked(lock):
+            if not exists(name):
+                build(name)
+        return name
+
+    def run_template_hook(self, template: TemplateHook, database: str) -> None:
+        """Prepare ``database`` with ``template`` (see
+        :meth:`prepared_template`); SQL files go through :meth:`run_sql`."""
+        if callable(template):
+            view = copy.copy(self)
+            view.database = database  # type: ignore[attr-defined]
+            template(view)
+        else:
+            with open(template) as f:
+                self.run_sql(f.read(), database)
+
+    def run_sql(self, sql: str, database: str) -> None:
+        """Run SQL statements in ``database`` (SQL daemons only)."""
+        raise NotImplementedError("%s does not speak SQL" % type(self).__name__)
+
     # -- the lifecycle ---------------------------------------------------
 
     def _setUp(self) -> None:
+        state = os.environ.get(self.state_variable())
         if self.reuse:
             self._attach_named(self.reuse)
+        elif self.mode == "attach" or (self.mode == "auto" and state):
+            if not state:
+                raise DaemonError(
+                    self.daemon_name,
+                    "mode='attach' but %s is not set: run the tests under "
+                    "`fixtures-daemons run %s -- ...`, or use mode='auto'"
+                    % (self.state_variable(), type(self).daemon_name),
+                )
+            self.restore_state(json.loads(state))
+            self.attached = True
+            self._enter_namespace()
         else:
             self._spawn()
         self.env = self.exports()
@@ -247,6 +337,10 @@ class DaemonFixture(Fixture):
         self._started()
 
     _STATE_TYPES = (str, int, float, bool, type(None))
+    #: What an attaching fixture keeps of its own, whatever the daemon's is.
+    _NOT_STATE = frozenset(
+        ("env_prefix", "export_env", "reuse", "mode", "attached", "template", "timeout")
+    )
 
     def attach_state(self) -> dict[str, typing.Any]:
         """The simple attributes (port, paths, names) that another process
@@ -254,7 +348,9 @@ class DaemonFixture(Fixture):
         return {
             key: value
             for key, value in vars(self).items()
-            if not key.startswith("_") and isinstance(value, self._STATE_TYPES)
+            if not key.startswith("_")
+            and key not in self._NOT_STATE
+            and isinstance(value, self._STATE_TYPES)
         }
 
     def _attach_named(self, name: str) -> None:
@@ -268,9 +364,14 @@ class DaemonFixture(Fixture):
         """Point this (not set up) fixture at a daemon described by another
         fixture's :meth:`attach_state`, without owning it."""
         for key, value in state.items():
-            if key not in ("env_prefix", "export_env", "reuse"):
+            if key not in self._NOT_STATE:
                 setattr(self, key, value)
         self.process = None
+
+    def state_variable(self, prefix: str | None = None) -> str:
+        """The variable that tells fixtures how to attach to this daemon."""
+        prefix = self.env_prefix if prefix is None else prefix
+        return "%s_%s_STATE" % (prefix, type(self).daemon_name.upper())
 
     def exports(self, prefix: str | None = None, style: str = "native") -> dict[str, str]:
         """The variables this daemon exports, under ``prefix``.
@@ -284,6 +385,7 @@ class DaemonFixture(Fixture):
         env = {own + "URL": self.url, own + "HOST": self.host, own + "PORT": str(self.port)}
         env.update({own + key: value for key, value in self._extra_exports().items()})
         env[prefix + "_URL"] = self.url
+        env[self.state_variable(prefix)] = json.dumps(self.attach_state(), sort_keys=True)
         if style == "pifpaf":
             url = self._pifpaf_url()
             env.update({prefix + "_DATA": self.temp_dir, prefix + "_URL": url, own + "URL": url})

@@ -12,40 +12,17 @@ ephemeral range, where outgoing connections never land.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import random
 import socket
-import stat
-import tempfile
 
 from fixtures_daemons._fixture import Fixture
 from fixtures_daemons.errors import PortUnavailable
+from fixtures_daemons.locks import try_lock
 
-__all__ = ["PortReservation", "PortFixture", "reserve_port", "LOCK_DIR_ENV"]
+__all__ = ["PortReservation", "PortFixture", "reserve_port"]
 
-LOCK_DIR_ENV = "FIXTURES_DAEMONS_PORT_LOCK_DIR"
 _ATTEMPTS = 200
-
-
-def _lock_dir() -> str:
-    path = os.environ.get(LOCK_DIR_ENV) or os.path.join(
-        tempfile.gettempdir(), "fixtures-daemons-ports"
-    )
-    try:
-        os.mkdir(path, 0o1777)
-        os.chmod(path, 0o1777)  # noqa: S103 - shared by all users, sticky like /tmp
-    except FileExistsError:
-        pass
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or (
-        st.st_uid not in (0, os.geteuid()) and not st.st_mode & stat.S_ISVTX
-    ):
-        # Someone else's directory that we must not trust: use our own.
-        path = os.path.join(tempfile.gettempdir(), "fixtures-daemons-ports-%d" % os.geteuid())
-        os.makedirs(path, 0o700, exist_ok=True)
-    return path
 
 
 def _candidate_range() -> tuple[int, int]:
@@ -111,27 +88,6 @@ class PortReservation:
         return "<PortReservation %s:%d>" % (self.host, self.port)
 
 
-def _lock(directory: str, port: int) -> int | None:
-    path = os.path.join(directory, "%d.lock" % port)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    except OSError:
-        return None  # e.g. another user's file we may not open: treat as taken
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
-            return None
-        raise
-    try:
-        if os.fstat(fd).st_uid == os.geteuid():
-            os.fchmod(fd, 0o644)  # readable by the other users sharing the lock dir
-    except OSError:
-        pass
-    return fd
-
-
 def reserve_port(
     host: str = "127.0.0.1", port: int | None = None, what: str = ""
 ) -> PortReservation:
@@ -140,9 +96,8 @@ def reserve_port(
     Raises :class:`~fixtures_daemons.PortUnavailable` when a requested port is
     reserved by another fixture or bound by another program.
     """
-    directory = _lock_dir()
     if port:
-        fd = _lock(directory, port)
+        fd = try_lock("port-%d" % port)
         if fd is None:
             raise PortUnavailable(what, host, port, "reserved by another fixtures-daemons user")
         error = _bindable(host, port)
@@ -154,7 +109,7 @@ def reserve_port(
     rng = random.SystemRandom()
     for _ in range(_ATTEMPTS):
         candidate = rng.randint(low, high)
-        fd = _lock(directory, candidate)
+        fd = try_lock("port-%d" % candidate)
         if fd is None:
             continue
         if _bindable(host, candidate) is None:

@@ -46,6 +46,10 @@ class ProbeContext:
 
     log_path: str = ""
     pid: int | None = None
+    #: Where this run's output begins in the log, measured before the
+    #: process was spawned (by the time a probe starts, a fast daemon may
+    #: already have printed its banner); None: the log's size now.
+    log_offset: int | None = None
 
 
 class Probe:
@@ -97,10 +101,13 @@ class LogPattern(Probe):
     def start(self, context: ProbeContext) -> None:
         super().start(context)
         self._path = context.log_path
-        try:
-            self._offset = os.path.getsize(self._path)
-        except OSError:
-            self._offset = 0
+        if context.log_offset is not None:
+            self._offset = context.log_offset
+        else:
+            try:
+                self._offset = os.path.getsize(self._path)
+            except OSError:
+                self._offset = 0
         self._pending = ""
 
     def ready(self) -> bool:

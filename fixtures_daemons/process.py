@@ -130,6 +130,7 @@ class ProcessFixture(Fixture):
         self.run_as: RunAs | None = None
         self.log_path = ""
         self._tag = ""
+        self._paused: list[int] = []  # pids that paused() stopped
 
     # -- lifecycle -------------------------------------------------------
 
@@ -194,6 +195,9 @@ class ProcessFixture(Fixture):
         with open(self.log_path, "ab") as log:
             if self.run_as is not None:
                 os.chown(self.log_path, self.run_as.uid, self.run_as.gid)
+            # Before the spawn: what the process prints may be in the log
+            # before _wait_ready starts the probe.
+            log_offset = os.fstat(log.fileno()).st_size
             try:
                 self.process = subprocess.Popen(
                     self.command,
@@ -215,16 +219,16 @@ class ProcessFixture(Fixture):
         if self._watchdog is not None:
             self._watchdog.watch_process(self.process.pid, self.stop_signal)
         try:
-            self._wait_ready()
+            self._wait_ready(log_offset)
         except BaseException:
             self.stop()
             raise
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, log_offset: int | None = None) -> None:
         assert self.process is not None
         probe = self.probe
         if probe is not None:
-            probe.start(ProbeContext(self.log_path, self.process.pid))
+            probe.start(ProbeContext(self.log_path, self.process.pid, log_offset))
         deadline = Deadline(self.timeout)
         backoff = Backoff(deadline)
         while True:
@@ -255,7 +259,7 @@ class ProcessFixture(Fixture):
                 _reaper.kill_quietly(process.pid, sig)
                 if sig != signal.SIGKILL:
                     # A paused (SIGSTOPped) process handles nothing until continued.
-                    _reaper.kill_quietly(process.pid, signal.SIGCONT, group=True)
+                    self._resume()
                 try:
                     process.wait(wait)
                 except subprocess.TimeoutExpired:
@@ -286,13 +290,29 @@ class ProcessFixture(Fixture):
 
     @contextlib.contextmanager
     def paused(self) -> typing.Iterator[None]:
-        """Freeze the process group (SIGSTOP) for the with-block, simulating
-        a hung daemon, then let it go on (SIGCONT)."""
+        """Freeze the process tree (SIGSTOP) for the with-block, simulating
+        a hung daemon, then let it go on (SIGCONT).
+
+        The group first, so that it forks no more; then its descendants and
+        the processes with its tag, since some daemons' children leave the
+        group (PostgreSQL's call setsid()).
+        """
         pid = self.pid
         if pid is None:
             raise RuntimeError("%s is not running" % self.name)
         os.killpg(pid, signal.SIGSTOP)
+        tagged = _reaper.find_tagged(self._tag) if self._tag else []
+        self._paused = sorted(set(_reaper.find_descendants(pid)) | set(tagged))
+        for other in self._paused:
+            _reaper.kill_quietly(other, signal.SIGSTOP)
         try:
             yield
         finally:
-            _reaper.kill_quietly(pid, signal.SIGCONT, group=True)
+            self._resume()
+
+    def _resume(self) -> None:
+        if self.process is not None:
+            _reaper.kill_quietly(self.process.pid, signal.SIGCONT, group=True)
+        for other in self._paused:
+            _reaper.kill_quietly(other, signal.SIGCONT)
+        self._paused = []

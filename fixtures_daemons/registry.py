@@ -1,49 +1,59 @@
 """Which daemons exist: ours, and third parties' through entry points.
 
-A third-party package adds a daemon by declaring an entry point in the
-``fixtures_daemons.daemons`` group whose value is its DaemonFixture
-subclass; the CLI then knows it by that name.
+Ours are found by looking into the :mod:`fixtures_daemons.daemons` package:
+every DaemonFixture subclass a module there lists in ``__all__`` is a
+daemon under its ``daemon_name``, so adding a daemon needs no registration
+beside its module. A third-party package adds one with an entry point in
+the ``fixtures_daemons.daemons`` group whose value is its DaemonFixture
+subclass.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
+import pkgutil
 
+from fixtures_daemons import daemons as _daemons_package
 from fixtures_daemons.daemon import DaemonFixture
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "daemon_class", "daemon_names"]
+__all__ = ["ENTRY_POINT_GROUP", "builtin_daemons", "daemon_class", "daemon_names"]
 
 ENTRY_POINT_GROUP = "fixtures_daemons.daemons"
 
-#: The daemons shipped with the library: CLI name -> "module:class".
-BUILTIN = {
-    "postgresql": "fixtures_daemons.daemons.postgresql:PostgresqlFixture",
-    "mysql": "fixtures_daemons.daemons.mysql:MysqlFixture",
-    "redis": "fixtures_daemons.daemons.redis:RedisFixture",
-    "memcached": "fixtures_daemons.daemons.memcached:MemcachedFixture",
-}
 
-
-def _entry_points() -> dict[str, str]:
-    found = {}
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found[entry.name] = entry.value
+@functools.cache
+def builtin_daemons() -> dict[str, type[DaemonFixture]]:
+    """The daemons of this package: name -> fixture class."""
+    found: dict[str, type[DaemonFixture]] = {}
+    for info in pkgutil.iter_modules(_daemons_package.__path__):
+        module = importlib.import_module("%s.%s" % (_daemons_package.__name__, info.name))
+        for attribute in getattr(module, "__all__", ()):
+            value = getattr(module, attribute)
+            if isinstance(value, type) and issubclass(value, DaemonFixture) and value.daemon_name:
+                found[value.daemon_name] = value
     return found
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    return {entry.name: entry for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def daemon_names() -> list[str]:
     """Every known daemon name, sorted."""
-    return sorted({**BUILTIN, **_entry_points()})
+    return sorted(set(builtin_daemons()) | set(_entry_points()))
 
 
 def daemon_class(name: str) -> type[DaemonFixture]:
     """The fixture class of the daemon called ``name``; KeyError if none."""
-    target = {**_entry_points(), **BUILTIN}.get(name)
-    if target is None:
+    builtin = builtin_daemons()
+    if name in builtin:
+        return builtin[name]
+    entry = _entry_points().get(name)
+    if entry is None:
         raise KeyError(name)
-    module, _, attribute = target.partition(":")
-    cls = getattr(importlib.import_module(module), attribute)
+    cls = entry.load()
     if not (isinstance(cls, type) and issubclass(cls, DaemonFixture)):
-        raise TypeError("%s is not a DaemonFixture subclass" % target)
+        raise TypeError("%s is not a DaemonFixture subclass" % entry.value)
     return cls

@@ -5,12 +5,14 @@ from __future__ import annotations
 import signal
 import socket
 import typing
+import uuid
 
 from fixtures_daemons.binaries import Executable
 from fixtures_daemons.daemon import DaemonFixture
 from fixtures_daemons.probes import Callable, Probe
+from fixtures_daemons.resources import DaemonResource
 
-__all__ = ["MemcachedFixture"]
+__all__ = ["MemcachedFixture", "MemcachedResource"]
 
 
 class MemcachedFixture(DaemonFixture):
@@ -25,7 +27,9 @@ class MemcachedFixture(DaemonFixture):
     :param memory: the cache size in megabytes.
     :param threads: worker threads.
 
-    Attributes: ``url`` (``memcached://host:port``), ``memory``.
+    Attributes: ``url`` (``memcached://host:port``), ``memory``,
+    ``key_prefix`` (empty, or when attached to a shared server this
+    fixture's own prefix: put it in front of your keys).
     """
 
     daemon_name = "memcached"
@@ -42,6 +46,7 @@ class MemcachedFixture(DaemonFixture):
         super().__init__(**kwargs)
         self.memory = memory
         self.threads = threads
+        self.key_prefix = ""
 
     def _settings(self) -> dict[str, str]:
         return {
@@ -77,6 +82,24 @@ class MemcachedFixture(DaemonFixture):
     def _pifpaf_url(self) -> str:
         return "memcached://localhost:%d" % self.port
 
+    def _extra_exports(self) -> dict[str, str]:
+        return {"KEY_PREFIX": self.key_prefix}
+
+    def _enter_namespace(self) -> None:
+        # memcached has no databases: an attached fixture gets a key prefix.
+        self.key_prefix = "fxd-%s:" % uuid.uuid4().hex[:12]
+
     def reset(self) -> None:
-        """flush_all: every item invalidated."""
-        self.command("flush_all")
+        """flush_all (every item invalidated) when this fixture started the
+        server; when attached, a new key prefix, which hides the old keys
+        from this fixture without touching anyone else's."""
+        if self.attached:
+            self._enter_namespace()
+        else:
+            self.command("flush_all")
+
+
+class MemcachedResource(DaemonResource):
+    """A testresources manager sharing one :class:`MemcachedFixture`."""
+
+    fixture_class = MemcachedFixture

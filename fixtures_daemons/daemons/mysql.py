@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import typing
+import uuid
 
 from fixtures_daemons.binaries import Executable, sibling
-from fixtures_daemons.daemon import DaemonFixture
+from fixtures_daemons.daemon import DaemonFixture, TemplateHook
 from fixtures_daemons.errors import ExecutableNotFound
 from fixtures_daemons.probes import LogPattern, Probe
+from fixtures_daemons.resources import DaemonResource
 
-__all__ = ["MysqlFixture"]
-
-_SYSTEM_DATABASES = ("information_schema", "mysql", "performance_schema", "sys")
+__all__ = ["MysqlFixture", "MysqlResource"]
 
 
 def _quote(name: str) -> str:
@@ -31,6 +30,10 @@ class MysqlFixture(DaemonFixture):
     the restart.
 
     :param database: the database ``url`` points at, created at start.
+    :param template: prepares a template database once: the path of an SQL
+        file, or a callable given a copy of this fixture whose
+        ``database``/``connect_kwargs`` are the template's; ``database`` and
+        every attached fixture's database start as copies of it.
 
     Attributes: ``url`` (``mysql+pymysql://root@host:port/database``, for
     SQLAlchemy), ``connect_kwargs`` (for ``pymysql.connect(**...)``),
@@ -49,8 +52,17 @@ class MysqlFixture(DaemonFixture):
     stop_signal = signal.SIGKILL
     restart_signal = signal.SIGTERM  # a clean shutdown
 
-    def __init__(self, *, database: str = "test", **kwargs: typing.Any) -> None:
+    def __init__(
+        self,
+        *,
+        database: str = "test",
+        template: TemplateHook | None = None,
+        **kwargs: typing.Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self.template = template
+        self._template_database: str | None = None
+        self._created: list[str] = []
         self.database = database
         self.user = "root"
 
@@ -140,7 +152,7 @@ class MysqlFixture(DaemonFixture):
         return LogPattern(r"ready for connections")
 
     def _started(self) -> None:
-        self.query("CREATE DATABASE IF NOT EXISTS %s" % _quote(self.database))
+        self.create_database(self.database)
 
     # -- what tests use ------------------------------------------------------
 
@@ -161,48 +173,96 @@ class MysqlFixture(DaemonFixture):
     def _client(self) -> str:
         for name in ("mariadb", "mysql"):
             try:
-                return sibling(self.binary, name)
+                return sibling(self.binary, name)  # beside the server, else on PATH
             except ExecutableNotFound:
                 continue
-            found = shutil.which(name)
-            if found:
-                return found
         raise ExecutableNotFound(
             self.daemon_name,
             "mariadb or mysql (the client)",
             packages={"Debian/Ubuntu": "mariadb-client", "Homebrew": "mariadb"},
         )
 
-    def query(self, sql: str) -> list[list[str]]:
+    def query(self, sql: str, database: str = "") -> list[list[str]]:
         """Run SQL with the command-line client; return the rows, as text."""
-        output = self.run_helper(
-            [
-                self._client(),
-                "--no-defaults",
-                "--user=root",
-                "--socket=" + self.socket_path,
-                "--batch",
-                "--skip-column-names",
-                "--execute=" + sql,
-            ],
-            "mysql client",
-        )
+        command = [
+            self._client(),
+            "--no-defaults",
+            "--user=root",
+            "--socket=" + self.socket_path,
+            "--batch",
+            "--skip-column-names",
+            "--execute=" + sql,
+        ]
+        if database:
+            command.append("--database=" + database)
+        output = self.run_helper(command, "mysql client")
         return [line.split("\t") for line in output.splitlines() if line]
 
-    def create_database(self, name: str | None = None) -> str:
-        """Create an empty database; return its name, random unless given."""
-        import uuid
+    def run_sql(self, sql: str, database: str) -> None:
+        self.query(sql, database)
 
-        name = name or "test_" + uuid.uuid4().hex[:12]
+    def _source(self) -> str | None:
+        if self.template is not None and self._template_database is None:
+            self._template_database = self.prepared_template(
+                self.template, self._database_exists, self._build_template_database
+            )
+        return self._template_database
+
+    def _database_exists(self, name: str) -> bool:
+        return bool(self.query("SHOW DATABASES LIKE '%s'" % name.replace("_", "\\_")))
+
+    def _build_template_database(self, name: str) -> None:
         self.query("CREATE DATABASE %s" % _quote(name))
+        assert self.template is not None
+        try:
+            self.run_template_hook(self.template, name)
+        except BaseException:
+            self.drop_database(name)
+            raise
+
+    def create_database(self, name: str | None = None) -> str:
+        """Create a database, a copy of the hook's template database when
+        there is one (MySQL has no template databases: its tables are
+        copied with CREATE TABLE ... LIKE and INSERT ... SELECT), else an
+        empty one; return its name, random unless given. :meth:`reset`
+        drops it."""
+        name = name or "test_" + uuid.uuid4().hex[:12]
+        statements = ["CREATE DATABASE %s;" % _quote(name)]
+        source = self._source()
+        if source:
+            for (table,) in self.query("SHOW TABLES", source):
+                target, origin = (
+                    _quote(name) + "." + _quote(table),
+                    _quote(source) + "." + _quote(table),
+                )
+                statements.append("CREATE TABLE %s LIKE %s;" % (target, origin))
+                statements.append("INSERT INTO %s SELECT * FROM %s;" % (target, origin))
+        self.query(" ".join(statements))
+        self._created.append(name)
         return name
 
     def drop_database(self, name: str) -> None:
         self.query("DROP DATABASE IF EXISTS %s" % _quote(name))
+        if name in self._created:
+            self._created.remove(name)
+
+    def _enter_namespace(self) -> None:
+        # Attached to a shared server: a database of our own.
+        self._created = []
+        self._template_database = None
+        self.database = self.create_database(self._init_kwargs.get("database"))
+        self.addCleanup(self.drop_database, self.database)
 
     def reset(self) -> None:
-        """Drop every database but the system ones; recreate ``database``."""
-        names = [row[0] for row in self.query("SHOW DATABASES")]
-        statements = ["DROP DATABASE %s;" % _quote(n) for n in names if n not in _SYSTEM_DATABASES]
-        statements.append("CREATE DATABASE %s;" % _quote(self.database))
-        self.query(" ".join(statements))
+        """Drop ``database`` and every database :meth:`create_database`
+        made, and recreate ``database`` (from the template, if any)."""
+        for name in list(self._created):
+            self.drop_database(name)
+        self.drop_database(self.database)
+        self.create_database(self.database)
+
+
+class MysqlResource(DaemonResource):
+    """A testresources manager sharing one :class:`MysqlFixture`."""
+
+    fixture_class = MysqlFixture

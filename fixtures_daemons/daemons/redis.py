@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import signal
 import typing
+import uuid
 
 from fixtures_daemons import _resp
 from fixtures_daemons.binaries import Executable
 from fixtures_daemons.daemon import DaemonFixture
 from fixtures_daemons.probes import Callable, Probe
+from fixtures_daemons.resources import DaemonResource
 
-__all__ = ["RedisFixture"]
+__all__ = ["RedisFixture", "RedisResource"]
 
 SERVERS = {
     "redis": Executable(
@@ -37,8 +39,11 @@ class RedisFixture(DaemonFixture):
     :param password: require this password (``requirepass``).
     :param databases: how many numbered databases it has.
 
-    Attributes: ``url`` (``redis://[:password@]host:port/0``),
-    ``socket_path``, ``password``, ``databases``.
+    Attributes: ``url`` (``redis://[:password@]host:port/db``),
+    ``socket_path``, ``password``, ``databases``, ``db`` (the database
+    number this fixture owns: 0, or another when attached), ``key_prefix``
+    (set when attached and every database number was taken: prefix your
+    keys with it).
     """
 
     daemon_name = "redis"
@@ -62,6 +67,8 @@ class RedisFixture(DaemonFixture):
         self.executable = SERVERS[server]
         self.password = password
         self.databases = databases
+        self.db = 0
+        self.key_prefix = ""
 
     def _settings(self) -> dict[str, str]:
         settings = {
@@ -94,11 +101,14 @@ class RedisFixture(DaemonFixture):
             command += ["--" + key, value]
         return command
 
-    def command(self, *args: str) -> object:
-        """Run one command through the built-in minimal client."""
+    def command(self, *args: str, db: int = 0) -> object:
+        """Run one command (in database ``db``) through the built-in
+        minimal client."""
         commands: list[tuple[str, ...]] = []
         if self.password:
             commands.append(("AUTH", self.password))
+        if db:
+            commands.append(("SELECT", str(db)))
         commands.append(tuple(args))
         return _resp.command(self.socket_path, *commands)[-1]
 
@@ -108,15 +118,63 @@ class RedisFixture(DaemonFixture):
     @property
     def url(self) -> str:
         auth = ":%s@" % self.password if self.password else ""
-        return "redis://%s%s:%d/0" % (auth, self.host, self.port)
+        return "redis://%s%s:%d/%d" % (auth, self.host, self.port, self.db)
 
     def _pifpaf_url(self) -> str:
         auth = ":%s@" % self.password if self.password else ""
         return "redis://%slocalhost:%d" % (auth, self.port)
 
     def _extra_exports(self) -> dict[str, str]:
-        return {"SOCKET": self.socket_path}
+        return {"SOCKET": self.socket_path, "DB": str(self.db), "KEY_PREFIX": self.key_prefix}
+
+    _CLAIM = "fixtures-daemons:db:%d"
+
+    def _enter_namespace(self) -> None:
+        # Attached to a shared server: claim a free database number (the
+        # claims are keys in database 0, set only if absent, so two workers
+        # never get the same), or, when all are taken, a key prefix.
+        token = uuid.uuid4().hex
+        self.db, self.key_prefix = 0, ""
+        for number in range(1, self.databases):
+            if self.command("SET", self._CLAIM % number, token, "NX") == "OK":
+                self.db = number
+                self.command("FLUSHDB", db=number)
+                self.addCleanup(self._release, number, token)
+                return
+        self.key_prefix = "fxd:%s:" % token[:12]
+        self.addCleanup(self._delete_prefixed)
+
+    def _release(self, number: int, token: str) -> None:
+        self.command("FLUSHDB", db=number)
+        if self.command("GET", self._CLAIM % number) == token.encode():
+            self.command("DEL", self._CLAIM % number)
+
+    def _delete_prefixed(self) -> None:
+        cursor = "0"
+        while True:
+            reply = typing.cast(
+                list[typing.Any],
+                self.command("SCAN", cursor, "MATCH", self.key_prefix + "*", "COUNT", "1000"),
+            )
+            cursor, keys = reply[0].decode(), reply[1]
+            if keys:
+                self.command("DEL", *(key.decode() for key in keys))
+            if cursor == "0":
+                return
 
     def reset(self) -> None:
-        """FLUSHALL: every database emptied."""
-        self.command("FLUSHALL")
+        """Empty what this fixture owns: every database (FLUSHALL) when it
+        started the server; its database (FLUSHDB) or its prefixed keys when
+        attached to a shared one."""
+        if not self.attached:
+            self.command("FLUSHALL")
+        elif self.key_prefix:
+            self._delete_prefixed()
+        else:
+            self.command("FLUSHDB", db=self.db)
+
+
+class RedisResource(DaemonResource):
+    """A testresources manager sharing one :class:`RedisFixture`."""
+
+    fixture_class = RedisFixture

@@ -43,9 +43,12 @@ class Fixture(fixtures.Fixture):
         try:
             self._setUp()
         except BaseException:
-            details: dict[str, typing.Any] = {
-                name: _materialise(value) for name, value in self.getDetails().items()
-            }
+            try:
+                details: dict[str, typing.Any] = {
+                    name: _materialise(value) for name, value in self.getDetails().items()
+                }
+            except Exception:  # nothing may hide the error being raised
+                details = {}
             errors = self.cleanUp(raise_first=False) or []
             # cleanUp has set _details to None, which makes addDetail a no-op
             # and getDetails raise TypeError (so fixtures' useFixture would

@@ -105,6 +105,8 @@ class DaemonFixture(Fixture):
 
     _init_kwargs: dict[str, typing.Any]
 
+    #: The template databases this process knows exist (prepared_template).
+    _templates_seen: typing.ClassVar[set[tuple[object, ...]]] = set()
     #: The daemon's name: CLI name, temp dir prefix, variable names.
     daemon_name: str = ""
     #: Where its program is.
@@ -264,14 +266,20 @@ class DaemonFixture(Fixture):
         machine-wide lock, so parallel workers build it once, and named by a
         hash of the hook's input, so a changed hook gets a new template.
         ``exists(name)`` and ``build(name)`` are the daemon's own steps.
+        Once this process has seen the template on a daemon (known by its
+        temp dir), later fixtures skip the lock and the check.
         """
         if template is None:
             return None
         name = "fxd_template_%s" % hook_key(template)
+        seen = (type(self).daemon_name, self.host, self.port, self.temp_dir, name)
+        if seen in DaemonFixture._templates_seen:
+            return name
         lock = "template-%s-%s-%d-%s" % (type(self).daemon_name, self.host, self.port, name)
         with locks.locked(lock):
             if not exists(name):
                 build(name)
+        DaemonFixture._templates_seen.add(seen)
         return name
 
     def run_template_hook(self, template: TemplateHook, database: str) -> None:

@@ -20,7 +20,9 @@ __all__ = ["Option", "daemon_options", "add_arguments", "kwargs_from"]
 #: Parameters that are the CLI's business, not the user's.
 HIDDEN = {"env_prefix", "export_env", "reuse", "mode"}
 
-_PARAM = re.compile(r":param (\w+):(.*?)(?=\n\s*:\w|\n\s*\n|\Z)", re.S)
+# A parameter's text runs to the next field (":param x:", ":ivar y:"), not to
+# the next line that starts with a role (":class:`...`" continues it).
+_PARAM = re.compile(r":param (\w+):(.*?)(?=\n\s*:\w+(?: \w+)?:(?!`)|\n\s*\n|\Z)", re.S)
 
 
 @dataclasses.dataclass

@@ -161,8 +161,10 @@ def spawn_holder(
 
 def stop_holder(pid: int, start: str, timeout: float = 60.0) -> bool:
     """Ask the holder ``pid`` (if it is still the one that started at
-    ``start``) to clean up, and wait until it is gone."""
-    if _reaper.start_time(pid) != start:
+    ``start``) to clean up, and wait until it is gone. An empty ``start``
+    (the start time of no live process) stops nothing: it would match a
+    pid that is gone, and wait for it to go."""
+    if not start or _reaper.start_time(pid) != start:
         return False
     _reaper.kill_quietly(pid, signal.SIGTERM)
     gone = wait_for(lambda: _reaper.start_time(pid) != start, timeout)
@@ -200,6 +202,10 @@ def _hold(spec: dict[str, typing.Any]) -> int:
     name = spec.get("name") or ""
     fixture = registry.daemon_class(spec["daemon"])(**spec["kwargs"])
     fixture.export_env = False
+    # A holder keeps a daemon of its own: it must not attach to the one a
+    # *_STATE variable of its starter's environment describes (a second
+    # eval in the same shell), which leaves it no process to report.
+    fixture.mode = "spawn"
     try:
         fixture.setUp()
     except DaemonError as exc:

@@ -6,9 +6,9 @@ fixture itself, started once for all the tests that share it when they run
 in an ``OptimisingTestSuite`` (see :func:`optimise_module` and
 :func:`optimise_package`). Between two tests the daemon is reset cheaply
 (its :meth:`~fixtures_daemons.DaemonFixture.reset`: a fresh database,
-FLUSHALL, ...), not restarted; a test that calls
-``self.pg_resource.dirtied(self.pg)`` (or the manager's ``dirtied``) gets a
-fresh daemon instead.
+FLUSHALL, ...), not restarted; after a test that calls the manager's
+``dirtied(self.pg)`` (testresources sets no attribute for the manager: keep
+it in a module variable), the next test gets a restarted daemon instead.
 
 Traps: ``setUpClass`` does not run under OptimisingTestSuite (it reorders
 tests across classes), so do shared setup in the resource; stestr splits

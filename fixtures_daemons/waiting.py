@@ -43,7 +43,7 @@ class Backoff:
     """
 
     def __init__(
-        self, deadline: Deadline, first: float = 0.001, fraction: float = 0.05, cap: float = 0.05
+        self, deadline: Deadline, first: float = 0.001, fraction: float = 0.02, cap: float = 0.05
     ) -> None:
         self.deadline = deadline
         self.first = first

@@ -206,7 +206,11 @@ class PostgresqlFixture(DaemonFixture):
         self.drop_database(building)
         self.query("CREATE DATABASE %s TEMPLATE template0" % _pgwire.quote_ident(building))
         assert self.template is not None
-        self.run_template_hook(self.template, building)
+        try:
+            self.run_template_hook(self.template, building)
+        except BaseException:
+            self.drop_database(building)  # a failed hook leaves nothing behind
+            raise
         with self.connect_admin(self._admin_for(building)) as conn:
             conn.query(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"

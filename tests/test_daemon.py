@@ -1,0 +1,402 @@
+"""DaemonFixture: what every daemon gets from the base, and bad inputs.
+
+Every bad input must fail setUp with its own typed error (not wrapped in
+``MultipleExceptions``) that says what went wrong, and leave nothing
+behind: no process, nothing in the temp root, no port reservation.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import socket
+import typing
+
+import fixtures
+import redis
+
+from fixtures_daemons import (
+    CommandFailed,
+    DaemonExited,
+    DaemonFixture,
+    ExecutableNotFound,
+    MemcachedFixture,
+    MysqlFixture,
+    PortUnavailable,
+    PostgresqlFixture,
+    RedisFixture,
+    StartupTimeout,
+    TempDirError,
+    UserError,
+    probes,
+)
+from fixtures_daemons.binaries import find_executable
+from tests import daemon_base
+from tests.daemon_base import IS_ROOT, NOBODY
+
+
+def redis_get(daemon: RedisFixture, key: str, **kwargs: typing.Any) -> typing.Any:
+    with redis.Redis.from_url(daemon.url, socket_timeout=10, **kwargs) as client:
+        return client.get(key)
+
+
+def redis_config(daemon: RedisFixture, name: str) -> str:
+    with redis.Redis.from_url(daemon.url, socket_timeout=10, decode_responses=True) as client:
+        value: str = client.config_get(name)[name]
+    return value
+
+
+class FailsAfterStart(RedisFixture):
+    """A daemon whose post-start step (creating a database, say) fails."""
+
+    def _started(self) -> None:
+        raise RuntimeError("boom in _started")
+
+
+class NeverReady(RedisFixture):
+    def _probe(self) -> probes.Probe:
+        return probes.Callable(lambda: False, "an answer that never comes")
+
+
+class TestDaemonBase(daemon_base.DaemonTestCase):
+    """The base's behaviour, through RedisFixture (the fastest to start)."""
+
+    def test_exports(self) -> None:
+        daemon = self.useFixture(RedisFixture())
+        expected = {
+            "FIXTURES_DAEMONS_REDIS_URL": daemon.url,
+            "FIXTURES_DAEMONS_REDIS_HOST": "127.0.0.1",
+            "FIXTURES_DAEMONS_REDIS_PORT": str(daemon.port),
+            "FIXTURES_DAEMONS_REDIS_SOCKET": daemon.socket_path,
+            "FIXTURES_DAEMONS_URL": daemon.url,
+        }
+        self.assertEqual(expected, {k: daemon.env.get(k) for k in expected})
+        for key, value in daemon.env.items():
+            self.assertTrue(key.startswith("FIXTURES_DAEMONS_"), key)
+            self.assertEqual(value, os.environ[key])
+        other = daemon.exports("OTHER")
+        self.assertEqual(daemon.url, other["OTHER_REDIS_URL"])
+        self.assertEqual(daemon.url, other["OTHER_URL"])
+        self.assertNotIn("OTHER_URL", os.environ)
+
+    def test_export_env_false(self) -> None:
+        before = dict(os.environ)
+        daemon = self.useFixture(RedisFixture(export_env=False))
+        self.assertEqual(before, dict(os.environ))
+        self.assertEqual(daemon.url, daemon.env["FIXTURES_DAEMONS_REDIS_URL"])
+
+    def test_nested_daemons_restore_the_url(self) -> None:
+        outer = self.useFixture(RedisFixture())
+        inner = self.startManually(MemcachedFixture())
+        self.assertEqual(inner.url, os.environ["FIXTURES_DAEMONS_URL"])
+        self.assertEqual(outer.url, os.environ["FIXTURES_DAEMONS_REDIS_URL"])
+        inner.cleanUp()
+        self.assertEqual(outer.url, os.environ["FIXTURES_DAEMONS_URL"])
+        self.assertNotIn("FIXTURES_DAEMONS_MEMCACHED_URL", os.environ)
+
+    def test_user_settings_and_args_win(self) -> None:
+        daemon = self.useFixture(
+            RedisFixture(databases=16, settings={"databases": "3"}, args=["--maxmemory", "10mb"])
+        )
+        self.assertEqual("3", redis_config(daemon, "databases"))
+        self.assertEqual(str(10 * 1024 * 1024), redis_config(daemon, "maxmemory"))
+        self.assertEqual("3", daemon.settings()["databases"])
+
+    def test_set_up_again_after_cleanup(self) -> None:
+        daemon = RedisFixture()
+        daemon.setUp()
+        try:
+            first = daemon.temp_dir
+            with redis.Redis.from_url(daemon.url) as client:
+                client.set("key", "value")
+        finally:
+            daemon.cleanUp()
+        daemon = self.startManually(daemon)
+        self.assertNotEqual(first, daemon.temp_dir)
+        self.assertDirGone(first)
+        self.assertIsNone(redis_get(daemon, "key"))
+        self.assertCleanedUp(daemon)
+
+    def test_path_and_log(self) -> None:
+        daemon = self.useFixture(RedisFixture())
+        self.assertEqual(os.path.join(daemon.temp_dir, "a", "b"), daemon.path("a", "b"))
+        self.assertEqual(daemon.temp_dir, os.path.dirname(daemon.log_path))
+        with open(daemon.log_path) as log:
+            self.assertIn("Ready to accept connections", log.read())
+
+    def test_run_helper_failure(self) -> None:
+        daemon = self.useFixture(RedisFixture())
+        self.assertEqual("out\n", daemon.run_helper(["sh", "-c", "echo out"]))
+        error = self.assertRaises(
+            CommandFailed, daemon.run_helper, ["sh", "-c", "echo oops; exit 3"], "helper"
+        )
+        self.assertEqual(3, error.returncode)
+        self.assertEqual("oops\n", error.output)
+        self.assertIn("helper", str(error))
+        self.assertIn("oops", str(error))
+
+    def test_reset_not_implemented_by_the_base(self) -> None:
+        self.assertRaises(NotImplementedError, DaemonFixture().reset)
+
+    def test_failure_after_start_undoes_everything(self) -> None:
+        temp_root = self.ownTempRoot()
+        tagged = self.taggedPids()
+        before = dict(os.environ)
+        daemon = FailsAfterStart(temp_root=temp_root)
+        error = self.assertSetUpRaises(RuntimeError, daemon)
+        self.assertEqual("boom in _started", str(error))
+        self.assertEqual(before, dict(os.environ))
+        self.assertNothingLeft(temp_root, tagged, daemon.port)
+        # The log is kept as a detail, though its file is gone.
+        log = daemon.getDetails()["redis-log"].as_text()
+        self.assertIn("Ready to accept connections", log)
+
+    def test_startup_timeout(self) -> None:
+        temp_root = self.ownTempRoot()
+        tagged = self.taggedPids()
+        daemon = NeverReady(temp_root=temp_root, timeout=0.2)
+        error = self.assertSetUpRaises(StartupTimeout, daemon)
+        self.assertEqual(0.2, error.timeout)
+        self.assertIn("an answer that never comes", str(error))
+        self.assertIn("Ready to accept connections", error.log_tail)
+        self.assertNothingLeft(temp_root, tagged, daemon.port)
+
+    def test_port_reserved_by_another_fixture(self) -> None:
+        one = self.useFixture(RedisFixture())
+        temp_root = self.ownTempRoot()
+        tagged = self.taggedPids()
+        error = self.assertSetUpRaises(
+            PortUnavailable, RedisFixture(port=one.port, mode="spawn", temp_root=temp_root)
+        )
+        self.assertEqual(one.port, error.port)
+        self.assertIn(str(one.port), str(error))
+        self.assertNothingLeft(temp_root, tagged)
+        self.assertIsNone(redis_get(one, "key"))  # the first one is unharmed
+
+    def test_os_user_under_root(self) -> None:
+        if not IS_ROOT:
+            self.skipTest("needs root")
+        daemon = self.useFixture(RedisFixture(os_user="nobody"))
+        self.assertRunsAs(NOBODY.pw_uid, daemon)
+        self.assertEqual(NOBODY.pw_uid, os.stat(daemon.temp_dir).st_uid)
+        self.assertIsNone(redis_get(daemon, "key"))
+
+    def test_os_user_when_not_root(self) -> None:
+        if IS_ROOT:
+            self.skipTest("runs as root")
+        temp_root = self.ownTempRoot()
+        tagged = self.taggedPids()
+        error = self.assertSetUpRaises(
+            UserError, RedisFixture(os_user="nobody", temp_root=temp_root)
+        )
+        self.assertEqual("nobody", error.user)
+        self.assertIn("only root", str(error))
+        self.assertNothingLeft(temp_root, tagged)
+
+    def test_os_user_unknown(self) -> None:
+        temp_root = self.ownTempRoot()
+        tagged = self.taggedPids()
+        error = self.assertSetUpRaises(
+            UserError, RedisFixture(os_user="fxd-no-such-user", temp_root=temp_root)
+        )
+        self.assertIn("fxd-no-such-user", str(error))
+        self.assertNothingLeft(temp_root, tagged)
+
+
+class BadInputs:
+    """Bad inputs for one daemon; mixed into a DaemonTestCase."""
+
+    daemon_class: type[DaemonFixture]
+    #: The Debian package the error must name.
+    package: str
+    #: A setting (or argument) the daemon rejects, and its complaint.
+    rejected: dict[str, typing.Any]
+    complaint: str
+    #: What the daemon logs when it exits during startup (see :meth:`broken`).
+    crash_complaint: str
+
+    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
+        """A fixture of the daemon that exits during startup."""
+        raise NotImplementedError
+
+    def setUp(self: typing.Any) -> None:
+        super().setUp()  # type: ignore[misc]
+        self.temp_root = self.ownTempRoot()
+        self.tagged = self.taggedPids()
+
+    def make(self, **kwargs: typing.Any) -> DaemonFixture:
+        kwargs.setdefault("temp_root", self.temp_root)
+        return self.daemon_class(mode="spawn", **kwargs)
+
+    def test_binary_missing(self: typing.Any) -> None:
+        path = "/nonexistent/%s" % self.daemon_class.executable.names[0]
+        error = self.assertSetUpRaises(ExecutableNotFound, self.make(binary=path))
+        self.assertEqual(path, error.executable)
+        self.assertIn(path, str(error))
+        self.assertIn("Debian/Ubuntu: %s" % self.package, str(error))
+        self.assertIn(self.daemon_class.executable.env_var, str(error))
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+    def test_binary_variable_points_nowhere(self: typing.Any) -> None:
+        variable = self.daemon_class.executable.env_var
+        self.useFixture(fixtures.EnvironmentVariable(variable, "/nowhere/daemon"))
+        error = self.assertSetUpRaises(ExecutableNotFound, self.make())
+        self.assertEqual("/nowhere/daemon", error.executable)
+        self.assertEqual(variable, error.env_var)
+        self.assertIn("Debian/Ubuntu: %s" % self.package, str(error))
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+    def test_rejected_setting(self: typing.Any) -> None:
+        daemon = self.make(**self.rejected)
+        error = self.assertSetUpRaises(DaemonExited, daemon)
+        self.assertIsInstance(error.returncode, int)
+        self.assertNotEqual(0, error.returncode)
+        self.assertIn(self.complaint, error.log_tail)
+        self.assertIn(self.complaint, str(error))
+        self.assertEqual(daemon.binary, error.command[0])
+        log = daemon.getDetails()["%s-log" % daemon.daemon_name].as_text()
+        self.assertIn(self.complaint, log)
+        self.assertNothingLeft(self.temp_root, self.tagged, daemon.port)
+
+    def test_exits_during_startup(self: typing.Any) -> None:
+        daemon = self.broken(temp_root=self.temp_root, mode="spawn")
+        error = self.assertSetUpRaises(DaemonExited, daemon)
+        self.assertIsInstance(error.returncode, int)
+        self.assertNotEqual(0, error.returncode)
+        self.assertIn(self.crash_complaint, error.log_tail)
+        self.assertIn("before it was ready", str(error))
+        self.assertNothingLeft(self.temp_root, self.tagged, daemon.port)
+
+    def test_temp_root_under_a_file(self: typing.Any) -> None:
+        # Not even root can make a dir whose parent is a regular file.
+        parent = os.path.join(self.temp_root, "a-file")
+        with open(parent, "w"):
+            pass
+        root = os.path.join(parent, "temp")
+        error = self.assertSetUpRaises(TempDirError, self.make(temp_root=root))
+        self.assertEqual(root, error.root)
+        self.assertIn(root, str(error))
+        os.unlink(parent)
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+    def test_temp_root_not_writable(self: typing.Any) -> None:
+        if IS_ROOT:
+            self.skipTest("root can write anywhere")
+        root = os.path.join(self.temp_root, "read-only")
+        os.mkdir(root, 0o500)
+        error = self.assertSetUpRaises(TempDirError, self.make(temp_root=root))
+        self.assertEqual(root, error.root)
+        self.assertEqual([], os.listdir(root))
+        os.rmdir(root)
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+    def test_temp_root_closed_to_the_daemon_user(self: typing.Any) -> None:
+        if not (IS_ROOT and self.daemon_class.refuses_root):
+            self.skipTest("only when the daemon runs as another user")
+        root = os.path.join(self.temp_root, "root-only")
+        os.mkdir(root, 0o700)
+        error = self.assertSetUpRaises(TempDirError, self.make(temp_root=root))
+        self.assertIn("nobody", str(error))
+        self.assertEqual([], os.listdir(root))
+        os.rmdir(root)
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+    def test_port_taken_by_another_program(self: typing.Any) -> None:
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        error = self.assertSetUpRaises(PortUnavailable, self.make(port=port))
+        self.assertEqual(port, error.port)
+        self.assertEqual("127.0.0.1", error.host)
+        self.assertIn(str(port), str(error))
+        # Nothing connected to the other program, not even a probe.
+        readable, _, _ = select.select([listener], [], [], 0)
+        self.assertEqual([], readable)
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+
+class BrokenPostgresql(PostgresqlFixture):
+    def _prepare(self) -> None:
+        super()._prepare()
+        os.unlink(os.path.join(self.data_dir, "global", "pg_control"))
+
+
+class TestPostgresqlBadInputs(BadInputs, daemon_base.DaemonTestCase):
+    daemon_class = PostgresqlFixture
+    package = "postgresql"
+    rejected = {"settings": {"no_such_setting": "1"}}
+    complaint = 'unrecognized configuration parameter "no_such_setting"'
+    crash_complaint = "pg_control"
+
+    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
+        return BrokenPostgresql(**kwargs)
+
+    def test_rejected_value(self) -> None:
+        error = self.assertSetUpRaises(DaemonExited, self.make(settings={"shared_buffers": "x"}))
+        self.assertIn("shared_buffers", error.log_tail)
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+
+class BrokenMysql(MysqlFixture):
+    def _prepare(self) -> None:
+        super()._prepare()
+        shutil.rmtree(os.path.join(self.data_dir, "mysql"))
+
+
+class TestMysqlBadInputs(BadInputs, daemon_base.DaemonTestCase):
+    daemon_class = MysqlFixture
+    package = "mariadb-server"
+    rejected = {"settings": {"no-such-option": "1"}}
+    complaint = "unknown variable 'no-such-option=1'"
+    crash_complaint = "privilege tables"
+
+    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
+        return BrokenMysql(**kwargs)
+
+
+class BrokenRedis(RedisFixture):
+    def _prepare(self) -> None:
+        super()._prepare()
+        with open(self.path("dump.rdb"), "wb") as f:
+            f.write(b"REDIS0011 but not a dump")
+
+
+class TestRedisBadInputs(BadInputs, daemon_base.DaemonTestCase):
+    daemon_class = RedisFixture
+    package = "redis-server"
+    rejected = {"args": ["--no-such-option", "1"]}
+    complaint = "Bad directive"
+    crash_complaint = "Fatal error loading the DB"
+
+    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
+        return BrokenRedis(**kwargs)
+
+
+class TestMemcachedBadInputs(BadInputs, daemon_base.DaemonTestCase):
+    daemon_class = MemcachedFixture
+    package = "memcached"
+    rejected = {"settings": {"no-such-option": "1"}}
+    complaint = "unrecognized option '--no-such-option=1'"
+    crash_complaint = "memcached crashing on purpose"
+
+    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
+        # memcached has no data to corrupt: a wrapper that starts it and
+        # crashes (killed by a signal) before it answers.
+        real = find_executable(MemcachedFixture.executable)
+        wrapper = self.writeScript(
+            self.scriptsDir(),
+            "memcached",
+            "#!/bin/sh\necho 'memcached crashing on purpose'\n"
+            'kill -%d $$\nexec %s "$@"\n' % (signal.SIGKILL, real),
+        )
+        return MemcachedFixture(binary=wrapper, **kwargs)
+
+    def test_killed_by_a_signal(self) -> None:
+        error = self.assertSetUpRaises(DaemonExited, self.broken(temp_root=self.temp_root))
+        self.assertEqual(-signal.SIGKILL, error.returncode)
+        self.assertIn("killed by signal %d" % signal.SIGKILL, str(error))
+        self.assertNothingLeft(self.temp_root, self.tagged)

@@ -1,0 +1,329 @@
+"""The template cache: initialise once, copy for every instance.
+
+TemplateCache itself is tested with small fake templates; the daemon-level
+tests (a stale template, two processes building at once, clear_cache) use
+PostgreSQL's real initdb, each with its own cache dir. Every other test of
+the suite uses the default cache, so initdb runs once per machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import typing
+
+import fixtures
+import psycopg
+
+from fixtures_daemons import PostgresqlFixture, cache_root, clear_cache
+from fixtures_daemons.binaries import find_executable, sibling
+from fixtures_daemons.templates import CACHE_ENV, TemplateCache, copy_tree
+from fixtures_daemons.users import RunAs
+from tests import base, daemon_base
+from tests.daemon_base import IS_ROOT, NOBODY
+
+
+def templates(root: str, kind: str) -> list[str]:
+    """The template dirs of ``kind`` in the cache ``root``."""
+    return sorted(
+        os.path.join(root, name)
+        for name in os.listdir(root)
+        if name.startswith(kind + "-") and not name.endswith(".lock")
+    )
+
+
+def read_meta(template: str) -> dict[str, typing.Any]:
+    with open(os.path.join(template, "meta.json")) as f:
+        meta: dict[str, typing.Any] = json.load(f)
+    return meta
+
+
+def write_meta(template: str, meta: dict[str, typing.Any]) -> None:
+    with open(os.path.join(template, "meta.json"), "w") as f:
+        json.dump(meta, f)
+
+
+def read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+class TestTemplateCache(daemon_base.DaemonTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.root = self.useFixture(fixtures.TempDir()).path
+        self.cache = TemplateCache(self.root)
+        self.temp_root = self.ownTempRoot()  # where builds happen
+        self.dst_root = self.useFixture(fixtures.TempDir()).path
+        self.builds: list[str] = []
+
+    def build(self, directory: str) -> None:
+        self.builds.append(directory)
+        self.assertEqual([], os.listdir(directory))
+        with open(os.path.join(directory, "data.txt"), "w") as f:
+            f.write("built %d" % len(self.builds))
+        os.mkdir(os.path.join(directory, "sub"), 0o750)
+        path = os.path.join(directory, "sub", "secret")
+        with open(path, "w") as f:
+            f.write("s")
+        os.chmod(path, 0o600)
+        os.symlink("../data.txt", os.path.join(directory, "sub", "link"))
+
+    def instantiate(
+        self,
+        version: str = "1",
+        key: dict[str, object] | None = None,
+        build: typing.Callable[[str], None] | None = None,
+        kind: str = "fake",
+        owner: RunAs | None = None,
+    ) -> str:
+        dst = os.path.join(self.dst_root, "copy-%d" % len(os.listdir(self.dst_root)))
+        self.cache.instantiate(
+            kind,
+            key if key is not None else {"option": "a"},
+            version,
+            build or self.build,
+            dst,
+            owner,
+            self.temp_root,
+        )
+        return dst
+
+    def test_builds_once_and_copies(self) -> None:
+        first = self.instantiate()
+        second = self.instantiate()
+        self.assertEqual(1, len(self.builds))
+        self.assertNotEqual(first, second)
+        for copy in (first, second):
+            self.assertEqual("built 1", read(os.path.join(copy, "data.txt")))
+        [template] = templates(self.root, "fake")
+        self.assertEqual("1", read_meta(template)["version"])
+        # The build happened in the temp root, and its dir is gone.
+        self.assertTrue(self.builds[0].startswith(self.temp_root + os.sep))
+        self.assertEqual([], os.listdir(self.temp_root))
+
+    def test_copies_are_independent(self) -> None:
+        first = self.instantiate()
+        with open(os.path.join(first, "data.txt"), "w") as f:
+            f.write("changed")
+        second = self.instantiate()
+        self.assertEqual("built 1", read(os.path.join(second, "data.txt")))
+
+    def test_copy_keeps_modes_and_symlinks(self) -> None:
+        copy = self.instantiate()
+        self.assertEqual(0o750, stat.S_IMODE(os.stat(os.path.join(copy, "sub")).st_mode))
+        secret = os.path.join(copy, "sub", "secret")
+        self.assertEqual(0o600, stat.S_IMODE(os.stat(secret).st_mode))
+        self.assertEqual("../data.txt", os.readlink(os.path.join(copy, "sub", "link")))
+        self.assertEqual("built 1", read(os.path.join(copy, "sub", "link")))
+
+    def test_copy_tree_skips_sockets_and_fifos(self) -> None:
+        src = self.useFixture(fixtures.TempDir()).path
+        os.mkfifo(os.path.join(src, "fifo"))
+        with open(os.path.join(src, "file"), "w") as f:
+            f.write("x")
+        dst = os.path.join(self.dst_root, "copy")
+        copy_tree(src, dst)
+        self.assertEqual(["file"], os.listdir(dst))
+
+    def test_copy_owned_by_the_daemon_user(self) -> None:
+        if not IS_ROOT:
+            self.skipTest("needs root")
+        nobody = RunAs(NOBODY.pw_name, NOBODY.pw_uid, NOBODY.pw_gid)
+        copy = self.instantiate(owner=nobody)
+        for directory, dirs, files in os.walk(copy):
+            for name in [directory] + [os.path.join(directory, n) for n in dirs + files]:
+                self.assertEqual(NOBODY.pw_uid, os.lstat(name).st_uid, name)
+
+    def test_other_version_rebuilds(self) -> None:
+        self.instantiate(version="1")
+        copy = self.instantiate(version="2")
+        self.assertEqual(2, len(self.builds))
+        self.assertEqual("built 2", read(os.path.join(copy, "data.txt")))
+        [template] = templates(self.root, "fake")
+        self.assertEqual("2", read_meta(template)["version"])
+        self.instantiate(version="2")
+        self.assertEqual(2, len(self.builds))
+        self.assertEqual([], [n for n in os.listdir(self.root) if n.endswith(".old")])
+
+    def test_key_parts(self) -> None:
+        self.assertEqual(
+            self.cache.key("fake", {"a": 1, "b": [2]}), self.cache.key("fake", {"b": [2], "a": 1})
+        )
+        self.assertNotEqual(self.cache.key("fake", {"a": 1}), self.cache.key("fake", {"a": 2}))
+        self.assertNotEqual(self.cache.key("fake", {"a": 1}), self.cache.key("other", {"a": 1}))
+        self.instantiate(key={"option": "a"})
+        self.instantiate(key={"option": "b"})
+        self.assertEqual(2, len(self.builds))
+        self.assertEqual(2, len(templates(self.root, "fake")))
+
+    def test_corrupt_meta_rebuilds(self) -> None:
+        self.instantiate()
+        [template] = templates(self.root, "fake")
+        with open(os.path.join(template, "meta.json"), "w") as f:
+            f.write("{not json")
+        copy = self.instantiate()
+        self.assertEqual(2, len(self.builds))
+        self.assertEqual("built 2", read(os.path.join(copy, "data.txt")))
+
+    def test_missing_data_rebuilds(self) -> None:
+        self.instantiate()
+        [template] = templates(self.root, "fake")
+        os.rename(os.path.join(template, "data"), os.path.join(self.dst_root, "moved"))
+        copy = self.instantiate()
+        self.assertEqual(2, len(self.builds))
+        self.assertEqual("built 2", read(os.path.join(copy, "data.txt")))
+
+    def test_failed_build_leaves_nothing(self) -> None:
+        def fail(directory: str) -> None:
+            with open(os.path.join(directory, "half-done"), "w"):
+                pass
+            raise RuntimeError("initialisation failed")
+
+        dst = os.path.join(self.dst_root, "never")
+        error = self.assertRaises(
+            RuntimeError, self.cache.instantiate, "fake", {}, "1", fail, dst, None, self.temp_root
+        )
+        self.assertEqual("initialisation failed", str(error))
+        self.assertFalse(os.path.lexists(dst))
+        self.assertEqual([], os.listdir(self.temp_root))
+        self.assertEqual([], [n for n in os.listdir(self.root) if not n.endswith(".lock")])
+        self.instantiate(key={})  # and the next attempt builds it
+        self.assertEqual(1, len(self.builds))
+
+    def test_clear(self) -> None:
+        self.instantiate(kind="fake")
+        self.instantiate(kind="fake", key={"option": "b"})
+        self.instantiate(kind="other")
+        removed = self.cache.clear("fake")
+        self.assertEqual(2, len(removed))
+        self.assertEqual([], templates(self.root, "fake"))
+        for path in removed:
+            self.assertFalse(os.path.lexists(path))
+        self.assertEqual(1, len(templates(self.root, "other")))
+        self.assertEqual(templates(self.root, "other"), self.cache.clear())
+        self.assertEqual([], self.cache.clear())
+        self.instantiate(kind="fake")  # rebuilt after a clear
+        self.assertEqual(4, len(self.builds))
+
+    def test_clear_missing_root(self) -> None:
+        self.assertEqual([], TemplateCache(os.path.join(self.root, "missing")).clear())
+
+    def test_clear_cache_uses_the_cache_dir(self) -> None:
+        self.useFixture(fixtures.EnvironmentVariable(CACHE_ENV, self.root))
+        self.assertEqual(self.root, cache_root())
+        self.instantiate()
+        [template] = templates(self.root, "fake")
+        self.assertEqual([template], clear_cache("fake"))
+        self.assertFalse(os.path.lexists(template))
+
+
+class TestCacheRoot(base.TestCase):
+    def test_variable_wins(self) -> None:
+        self.useFixture(fixtures.EnvironmentVariable(CACHE_ENV, "/some/where"))
+        self.useFixture(fixtures.EnvironmentVariable("XDG_CACHE_HOME", "/xdg"))
+        self.assertEqual("/some/where", cache_root())
+
+    def test_xdg_cache_home(self) -> None:
+        xdg = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.EnvironmentVariable(CACHE_ENV))
+        self.useFixture(fixtures.EnvironmentVariable("XDG_CACHE_HOME", xdg))
+        self.assertEqual(os.path.join(xdg, "fixtures-daemons"), cache_root())
+
+    def test_home(self) -> None:
+        home = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.EnvironmentVariable(CACHE_ENV))
+        self.useFixture(fixtures.EnvironmentVariable("XDG_CACHE_HOME"))
+        self.useFixture(fixtures.EnvironmentVariable("HOME", home))
+        self.assertEqual(os.path.join(home, ".cache", "fixtures-daemons"), cache_root())
+
+
+CHILD = """
+import sys
+import psycopg
+from fixtures_daemons import PostgresqlFixture
+
+print("waiting", flush=True)
+sys.stdin.readline()
+pg = PostgresqlFixture(binary=%r)
+pg.setUp()
+try:
+    with psycopg.connect(pg.url) as conn:
+        print("ok", conn.execute("SELECT 40 + 2").fetchone()[0], flush=True)
+finally:
+    pg.cleanUp()
+"""
+
+
+class TestPostgresqlTemplates(daemon_base.DaemonTestCase):
+    """The template cache with PostgreSQL's initdb, in a cache of its own."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.cache = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.EnvironmentVariable(CACHE_ENV, self.cache))
+
+    def assertWorks(self, pg: PostgresqlFixture) -> None:
+        with psycopg.connect(pg.url) as conn:
+            self.assertEqual((42,), conn.execute("SELECT 40 + 2").fetchone())
+
+    def test_stale_template_rebuilt(self) -> None:
+        pg = self.startManually(PostgresqlFixture())
+        version = pg.version()
+        pg.cleanUp()
+        [template] = templates(self.cache, "postgresql")
+        meta = read_meta(template)
+        self.assertEqual(version, meta["version"])
+        # As if made by another version of the same binary path.
+        meta["version"] = "postgres (PostgreSQL) 9.6.0"
+        write_meta(template, meta)
+        marker = os.path.join(template, "data", "STALE_MARKER")
+        with open(marker, "w"):
+            pass
+        pg = self.useFixture(PostgresqlFixture())
+        self.assertWorks(pg)
+        self.assertEqual([template], templates(self.cache, "postgresql"))
+        self.assertEqual(version, read_meta(template)["version"])
+        self.assertFalse(os.path.exists(marker))
+        self.assertFalse(os.path.exists(os.path.join(pg.data_dir, "STALE_MARKER")))
+
+    def test_two_processes_build_once(self) -> None:
+        # A postgres whose initdb counts its runs: wrappers in a dir of their
+        # own (sibling() finds initdb beside the binary's real path).
+        real = os.path.realpath(find_executable(PostgresqlFixture.executable))
+        real_initdb = sibling(real, "initdb")
+        bindir = self.scriptsDir()
+        runs = os.path.join(bindir, "initdb-runs")
+        with open(runs, "w"):
+            pass
+        os.chmod(runs, 0o666)  # the daemon's user writes it
+        postgres = self.writeScript(bindir, "postgres", '#!/bin/sh\nexec %s "$@"\n' % real)
+        self.writeScript(
+            bindir, "initdb", '#!/bin/sh\necho run >> %s\nexec %s "$@"\n' % (runs, real_initdb)
+        )
+        env = base.python_env(**{CACHE_ENV: self.cache})
+        children = [self.spawnPython(CHILD % postgres, env=env) for _ in range(2)]
+        readers = [base.LineReader(typing.cast(typing.IO[bytes], c.stdout)) for c in children]
+        for reader in readers:
+            self.readLine(reader, prefix="waiting")
+        for child in children:  # both at once
+            assert child.stdin is not None
+            child.stdin.write(b"go\n")
+            child.stdin.flush()
+        for reader in readers:
+            self.assertEqual("ok 42", self.readLine(reader, timeout=120, prefix="ok"))
+        for child in children:
+            self.assertEqual(0, child.wait(60))
+        self.assertEqual("run\n", read(runs))
+        [template] = templates(self.cache, "postgresql")
+        self.assertIn("PostgreSQL", read_meta(template)["version"])
+
+    def test_clear_cache(self) -> None:
+        pg = self.useFixture(PostgresqlFixture())
+        [template] = templates(self.cache, "postgresql")
+        self.assertEqual([], clear_cache("mysql"))
+        self.assertEqual([template], clear_cache("postgresql"))
+        self.assertFalse(os.path.lexists(template))
+        self.assertEqual([], clear_cache())
+        self.assertWorks(pg)  # a running daemon has its own copy

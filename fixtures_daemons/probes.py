@@ -13,6 +13,7 @@ restart), with the :class:`ProbeContext` of the process being waited for;
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import http.client
 import os
@@ -97,6 +98,7 @@ class LogPattern(Probe):
         self._path = ""
         self._offset = 0
         self._pending = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def start(self, context: ProbeContext) -> None:
         super().start(context)
@@ -109,6 +111,7 @@ class LogPattern(Probe):
             except OSError:
                 self._offset = 0
         self._pending = ""
+        self._decoder.reset()
 
     def ready(self) -> bool:
         try:
@@ -121,7 +124,8 @@ class LogPattern(Probe):
         if not data:
             return False
         self._offset += len(data)
-        text = self._pending + data.decode("utf-8", "replace")
+        # Incremental: a character split between two reads is kept whole.
+        text = self._pending + self._decoder.decode(data)
         if self.regex.search(text):
             return True
         self._pending = text[-self.KEEP :]

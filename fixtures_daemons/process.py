@@ -132,6 +132,8 @@ class ProcessFixture(Fixture):
     ) -> None:
         super().__init__()
         self.command = [str(arg) for arg in command]
+        if not self.command:
+            raise ValueError("ProcessFixture needs a command, got an empty one")
         self.probe = probe
         self.timeout = timeout
         self.stop_signal = stop_signal

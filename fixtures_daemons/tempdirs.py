@@ -77,7 +77,8 @@ def make_private_dir(what: str, root: str | None = None, owner: RunAs | None = N
     """Create a 0700 dir for ``what`` under ``root``, owned by ``owner``."""
     root = root or default_temp_root()
     try:
-        path = tempfile.mkdtemp(prefix="%s%s-" % (PREFIX, what or "process"), dir=root)
+        label = (what or "process").replace(os.sep, "_")  # a name, never a path
+        path = tempfile.mkdtemp(prefix="%s%s-" % (PREFIX, label), dir=root)
     except OSError as exc:
         raise TempDirError(what, root, exc.strerror or str(exc)) from None
     try:

@@ -113,6 +113,9 @@ class PostgresqlFixture(DaemonFixture):
             "unix_socket_directories": self.socket_dir,
             "log_destination": "stderr",
             "logging_collector": "off",
+            # Dynamic shared memory as files in the data dir, not in
+            # /dev/shm: a killed server's segments go with its temp dir.
+            "dynamic_shared_memory_type": "mmap",
         }
         if not self.durable:
             settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")

@@ -1,0 +1,490 @@
+"""ProcessFixture: spawning, readiness, stopping, outages, users."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import signal
+import stat
+import time
+import typing
+
+import fixtures
+import psutil
+import testtools
+from testtools.testresult.doubles import ExtendedTestResult
+
+from fixtures_daemons import (
+    DaemonExited,
+    ExecutableNotFound,
+    PortFixture,
+    ProcessFixture,
+    StartupTimeout,
+    TempDirError,
+    UserError,
+)
+from fixtures_daemons._fixture import Fixture
+from fixtures_daemons.probes import LogPattern, ProbeContext, Tcp
+from fixtures_daemons.tempdirs import PREFIX
+from fixtures_daemons.waiting import wait_for
+from tests import base
+
+READY = r"^ready$"
+
+
+def started_pid(log_text: str) -> int:
+    """The pid the misbehaving program printed first."""
+    match = re.search(r"^started pid (\d+)$", log_text, re.MULTILINE)
+    assert match is not None, "no 'started pid' line in %r" % log_text
+    return int(match.group(1))
+
+
+class ManualFixture:
+    """Set up a fixture that the test cleans up itself, midway; cleaned up
+    at the end of the test anyway if the test failed before that."""
+
+    def __init__(self, test: testtools.TestCase, fixture: fixtures.Fixture) -> None:
+        self.fixture = fixture
+        self.done = False
+        fixture.setUp()
+        test.addCleanup(self.cleanUp)
+
+    def cleanUp(self) -> None:
+        if not self.done:
+            self.done = True
+            self.fixture.cleanUp()
+
+
+class TestSpawn(base.TestCase):
+    def test_new_session(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY))
+        pid = daemon.pid
+        assert pid is not None
+        self.assertEqual(pid, os.getsid(pid))
+        self.assertEqual(pid, os.getpgid(pid))
+        self.assertNotEqual(os.getsid(0), os.getsid(pid))
+
+    def test_log_in_private_temp_dir(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY))
+        assert daemon.temp_dir is not None
+        self.assertEqual(daemon.temp_dir, os.path.dirname(daemon.log_path))
+        self.assertTrue(os.path.basename(daemon.temp_dir).startswith(PREFIX))
+        self.assertEqual(0o700, stat.S_IMODE(os.stat(daemon.temp_dir).st_mode))
+        with open(daemon.log_path) as log:
+            text = log.read()
+        self.assertEqual(daemon.pid, started_pid(text))
+        self.assertIn("ready", text)
+
+    def test_env_overlay(self) -> None:
+        self.useFixture(fixtures.EnvironmentVariable("FXD_TEST_REMOVED", "present"))
+        self.useFixture(fixtures.EnvironmentVariable("FXD_TEST_KEPT", "inherited"))
+        daemon = self.useProcess(
+            "ready-after",
+            0,
+            probe=LogPattern(READY),
+            env={"FXD_TEST_SET": "overlaid", "FXD_TEST_REMOVED": None},
+        )
+        environ = self.handle(daemon.pid).environ()
+        self.assertEqual("overlaid", environ.get("FXD_TEST_SET"))
+        self.assertNotIn("FXD_TEST_REMOVED", environ)
+        self.assertEqual("inherited", environ.get("FXD_TEST_KEPT"))
+        # The overlay is the child's only: ours is untouched.
+        self.assertEqual("present", os.environ.get("FXD_TEST_REMOVED"))
+        self.assertNotIn("FXD_TEST_SET", os.environ)
+
+    def test_cwd(self) -> None:
+        where = self.useFixture(fixtures.TempDir()).path
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY), cwd=where)
+        self.assertEqual(os.path.realpath(where), self.handle(daemon.pid).cwd())
+
+    def test_default_cwd_is_temp_dir(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY))
+        assert daemon.temp_dir is not None
+        self.assertEqual(os.path.realpath(daemon.temp_dir), self.handle(daemon.pid).cwd())
+
+    def test_missing_cwd_is_not_a_missing_executable(self) -> None:
+        missing = os.path.join(self.useFixture(fixtures.TempDir()).path, "missing")
+        fixture = ProcessFixture(self.program("ready-after", 0), cwd=missing)
+        error = self.assertSetUpFails(FileNotFoundError, fixture)
+        self.assertEqual(missing, error.filename)
+
+    def test_missing_executable(self) -> None:
+        missing = os.path.join(self.useFixture(fixtures.TempDir()).path, "no-such-daemon")
+        fixture = ProcessFixture([missing, "--flag"])
+        error = self.assertSetUpFails(ExecutableNotFound, fixture)
+        self.assertEqual(missing, error.executable)
+        self.assertIn("no-such-daemon", str(error))
+
+    def test_temp_root(self) -> None:
+        root = self.useFixture(fixtures.TempDir()).path
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY), temp_root=root)
+        assert daemon.temp_dir is not None
+        self.assertEqual(root, os.path.dirname(daemon.temp_dir))
+
+    def test_without_probe_ready_once_started(self) -> None:
+        daemon = self.useProcess("never-ready")
+        self.assertTrue(daemon.running)
+        self.handle(daemon.pid)
+
+    def test_set_up_again_after_clean_up(self) -> None:
+        fixture = ProcessFixture(self.program("ready-after", 0), probe=LogPattern(READY))
+        first = ManualFixture(self, fixture)
+        first_dir = fixture.temp_dir
+        first.cleanUp()
+        self.useFixture(fixture)
+        self.assertTrue(fixture.running)
+        assert fixture.temp_dir is not None
+        self.assertTrue(os.path.isdir(fixture.temp_dir))
+        self.assertNotEqual(first_dir, fixture.temp_dir)
+
+
+class TestLogDetail(base.TestCase):
+    """The log is attached before the wait, so a failed start shows it."""
+
+    def test_failed_start_in_a_test_shows_the_log(self) -> None:
+        program = self.program("exit", 3)
+
+        class Inner(testtools.TestCase):
+            def test_it(inner) -> None:
+                inner.useFixture(ProcessFixture(program, probe=LogPattern(READY), name="exiter"))
+
+        result = ExtendedTestResult()
+        Inner("test_it").run(result)
+        errors = [event for event in result._events if event[0] == "addError"]
+        self.assertEqual(1, len(errors), result._events)
+        details = errors[0][2]
+        self.assertIn("exiter-log", details)
+        self.assertIn("exiting with code 3", details["exiter-log"].as_text())
+        self.assertIn("DaemonExited", details["traceback"].as_text())
+
+    def test_failed_start_details_gathered_into_test(self) -> None:
+        fixture = ProcessFixture(self.program("exit", 3), probe=LogPattern(READY), name="exiter")
+        self.assertRaises(DaemonExited, self.useFixture, fixture)
+        details = self.getDetails()
+        self.assertIn("exiter-log", details)
+        # Materialised: readable although the temp dir is gone by now.
+        self.assertIn("exiting with code 3", details["exiter-log"].as_text())
+
+    def test_failed_start_inside_another_fixture(self) -> None:
+        program = self.program("exit", 3)
+
+        class Outer(Fixture):  # as the daemon fixtures are built
+            def _setUp(self) -> None:
+                self.useFixture(ProcessFixture(program, probe=LogPattern(READY), name="exiter"))
+
+        error = self.assertRaises(DaemonExited, self.useFixture, Outer())
+        self.assertEqual(3, error.returncode)
+        details = self.getDetails()
+        self.assertIn("exiter-log", details)
+        self.assertIn("exiting with code 3", details["exiter-log"].as_text())
+
+    def test_log_detail_of_running_process(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY), name="ok")
+        self.assertIn("ready", daemon.getDetails()["ok-log"].as_text())
+
+
+class TestReadiness(base.TestCase):
+    def test_ready_after_delay(self) -> None:
+        start = time.monotonic()
+        daemon = self.useProcess("ready-after", 0.3, probe=LogPattern(READY))
+        self.assertGreaterEqual(time.monotonic() - start, 0.3)
+        self.assertTrue(daemon.running)
+        self.assertIn("ready", daemon.log_tail())
+
+    def test_banner_printed_before_the_probe_starts(self) -> None:
+        class LateLogPattern(LogPattern):
+            """Starts only once the banner is in the log: the order a
+            loaded machine may produce."""
+
+            def start(self, context: ProbeContext) -> None:
+                def printed() -> bool:
+                    with open(context.log_path) as log:
+                        return "ready" in log.read()
+
+                assert wait_for(printed, 30), "the program never printed ready"
+                super().start(context)
+
+        daemon = self.useProcess("ready-after", 0, probe=LateLogPattern(READY), timeout=5)
+        self.assertTrue(daemon.running)
+
+    def test_banner_in_two_halves(self) -> None:
+        daemon = self.useProcess("split-banner", probe=LogPattern(READY), timeout=30)
+        self.assertTrue(daemon.running)
+        self.assertEqual("ready", daemon.log_tail(1))
+
+    def test_flood_does_not_block(self) -> None:
+        daemon = self.useProcess("flood", 50, probe=LogPattern(READY), timeout=120)
+        self.assertTrue(daemon.running)
+        self.assertGreaterEqual(os.path.getsize(daemon.log_path), 50 * 1024 * 1024)
+        self.assertEqual("ready", daemon.log_tail(1))
+
+    def test_early_exit(self) -> None:
+        fixture = ProcessFixture(
+            self.program("exit", 3), probe=LogPattern(READY), timeout=60, name="exiter"
+        )
+        start = time.monotonic()
+        error = self.assertSetUpFails(DaemonExited, fixture)
+        self.assertLess(time.monotonic() - start, 10)
+        self.assertEqual(3, error.returncode)
+        self.assertEqual("exiter", error.name)
+        self.assertIn("exiting with code 3", error.log_tail)
+        text = str(error)
+        self.assertIn("exiting with code 3", text)
+        self.assertIn("exited with code 3", text)
+        self.assertIn("misbehave.py", text)
+        self.assertGone(started_pid(error.log_tail), timeout=0)
+
+    def test_killed_while_starting(self) -> None:
+        class KillingProbe(LogPattern):
+            """Kills the process it waits for: an OOM kill during startup."""
+
+            def start(self, context: ProbeContext) -> None:
+                super().start(context)
+                assert context.pid is not None
+                os.kill(context.pid, signal.SIGKILL)
+
+        fixture = ProcessFixture(self.program("never-ready"), probe=KillingProbe(READY))
+        error = self.assertSetUpFails(DaemonExited, fixture)
+        self.assertEqual(-signal.SIGKILL, error.returncode)
+        self.assertIn("killed by signal %d" % signal.SIGKILL, str(error))
+
+    def test_never_ready(self) -> None:
+        fixture = ProcessFixture(
+            self.program("never-ready"), probe=LogPattern(READY), timeout=0.5, name="sloth"
+        )
+        start = time.monotonic()
+        error = self.assertSetUpFails(StartupTimeout, fixture)
+        self.assertGreaterEqual(time.monotonic() - start, 0.5)
+        self.assertEqual(0.5, error.timeout)
+        self.assertIn("log line matching", error.waited_for)
+        self.assertIn(READY, error.waited_for)
+        self.assertIn("never will be", error.log_tail)
+        text = str(error)
+        self.assertIn("sloth", text)
+        self.assertIn(READY, text)
+        self.assertIn("never will be", text)
+        # It was stopped before the error was raised.
+        self.assertGone(started_pid(error.log_tail), timeout=0)
+
+
+class TestStop(base.TestCase):
+    def test_sigterm_ignored_then_sigkill(self) -> None:
+        daemon = self.useProcess("ignore-term", probe=LogPattern(READY), stop_timeout=0.5)
+        process = self.handle(daemon.pid)
+        start = time.monotonic()
+        returncode = daemon.stop()
+        self.assertGreaterEqual(time.monotonic() - start, 0.5)
+        self.assertEqual(-signal.SIGKILL, returncode)
+        self.assertGone(process, timeout=0)
+
+    def test_double_forked_grandchild_gone_after_cleanup(self) -> None:
+        fixture = ProcessFixture(
+            self.program("double-fork", "grandchild.pid"), probe=LogPattern(READY)
+        )
+        manual = ManualFixture(self, fixture)
+        assert fixture.temp_dir is not None
+        (grandchild,) = self.handles_from_file(os.path.join(fixture.temp_dir, "grandchild.pid"))
+        self.killOnCleanUp(grandchild)
+        # It really escaped: another session, another process group.
+        self.assertNotEqual(fixture.pid, os.getsid(grandchild.pid))
+        self.assertNotEqual(fixture.pid, os.getpgid(grandchild.pid))
+        manual.cleanUp()
+        self.assertGone(grandchild, timeout=0)
+
+    def test_whole_tree_gone_after_cleanup(self) -> None:
+        fixture = ProcessFixture(self.program("tree", 3, "tree.pids"), probe=LogPattern(READY))
+        manual = ManualFixture(self, fixture)
+        assert fixture.temp_dir is not None
+        tree = self.handles_from_file(os.path.join(fixture.temp_dir, "tree.pids"))
+        self.assertEqual(6, len(tree))
+        for process in tree:
+            self.killOnCleanUp(process)
+        main = self.handle(fixture.pid)
+        manual.cleanUp()
+        self.assertGone(main, *tree, timeout=0)
+
+    def test_stop_is_idempotent(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY))
+        process = self.handle(daemon.pid)
+        self.assertEqual(-signal.SIGTERM, daemon.stop())
+        self.assertIsNone(daemon.stop())
+        self.assertFalse(daemon.running)
+        self.assertIsNone(daemon.pid)
+        self.assertGone(process, timeout=0)
+
+    def test_stop_after_process_died(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY))
+        process = self.handle(daemon.pid)
+        process.send_signal(signal.SIGKILL)
+        self.assertGone(process)
+        self.assertEqual(-signal.SIGKILL, daemon.stop())
+        self.assertIsNone(daemon.stop())
+
+    def test_start_after_crash_clears_the_old_tree(self) -> None:
+        daemon = self.useProcess("double-fork", "grandchild.pid", probe=LogPattern(READY))
+        assert daemon.temp_dir is not None
+        pidfile = os.path.join(daemon.temp_dir, "grandchild.pid")
+        (old_grandchild,) = self.handles_from_file(pidfile)
+        self.killOnCleanUp(old_grandchild)
+        main = self.handle(daemon.pid)
+        main.send_signal(signal.SIGKILL)  # the daemon crashes; its grandchild lives on
+        self.assertGone(main)
+        os.unlink(pidfile)
+        daemon.start()
+        self.assertGone(old_grandchild, timeout=0)
+        (new_grandchild,) = self.handles_from_file(pidfile)
+        self.assertNotEqual(old_grandchild.pid, new_grandchild.pid)
+        self.assertTrue(daemon.running)
+
+    def test_stop_paused_process(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY), stop_timeout=30)
+        process = self.handle(daemon.pid)
+        with daemon.paused():
+            start = time.monotonic()
+            self.assertEqual(-signal.SIGTERM, daemon.stop())
+            self.assertLess(time.monotonic() - start, 10)
+        self.assertGone(process, timeout=0)
+
+    def test_cleanup_removes_temp_dir(self) -> None:
+        fixture = ProcessFixture(self.program("ready-after", 0), probe=LogPattern(READY))
+        manual = ManualFixture(self, fixture)
+        temp_dir = fixture.temp_dir
+        assert temp_dir is not None
+        self.assertTrue(os.path.isdir(temp_dir))
+        manual.cleanUp()
+        self.assertDirGone(temp_dir)
+
+    def test_given_temp_dir_is_kept(self) -> None:
+        given = self.useFixture(fixtures.TempDir()).path
+        fixture = ProcessFixture(
+            self.program("ready-after", 0), probe=LogPattern(READY), temp_dir=given
+        )
+        manual = ManualFixture(self, fixture)
+        self.assertEqual(given, os.path.dirname(fixture.log_path))
+        log_path = fixture.log_path
+        manual.cleanUp()
+        self.assertTrue(os.path.isdir(given))
+        self.assertTrue(os.path.isfile(log_path))
+
+
+class TestOutages(base.TestCase):
+    def listener(self) -> tuple[ProcessFixture, int]:
+        port = self.useFixture(PortFixture()).port
+        return self.useProcess("listen", port, probe=Tcp("127.0.0.1", port)), port
+
+    def test_stopped(self) -> None:
+        daemon, port = self.listener()
+        before = self.handle(daemon.pid)
+        command = before.cmdline()
+        with daemon.stopped():
+            self.assertFalse(daemon.running)
+            self.assertGone(before, timeout=0)
+            self.assertFalse(Tcp("127.0.0.1", port).ready())
+        after = self.handle(daemon.pid)
+        self.assertNotEqual(before.pid, after.pid)
+        self.assertEqual(command, after.cmdline())
+        probe = Tcp("127.0.0.1", port)
+        self.assertTrue(probe.ready(), probe.last_error)
+
+    def test_stopped_restores_when_block_raises(self) -> None:
+        daemon, port = self.listener()
+        before = self.handle(daemon.pid)
+
+        class Boom(Exception):
+            pass
+
+        def outage() -> None:
+            with daemon.stopped():
+                raise Boom()
+
+        self.assertRaises(Boom, outage)
+        after = self.handle(daemon.pid)
+        self.assertNotEqual(before.pid, after.pid)
+        self.assertTrue(Tcp("127.0.0.1", port).ready())
+
+    def assertStatus(self, process: psutil.Process, stopped: bool) -> None:
+        def check() -> bool:
+            return (process.status() == psutil.STATUS_STOPPED) == stopped
+
+        # The kernel stops and continues asynchronously: wait, bounded.
+        self.assertTrue(wait_for(check, 5.0), "status is %s" % process.status())
+
+    def test_paused(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY))
+        process = self.handle(daemon.pid)
+        with daemon.paused():
+            self.assertStatus(process, stopped=True)
+        self.assertStatus(process, stopped=False)
+        self.assertEqual(process.pid, daemon.pid)
+
+    def test_paused_restores_when_block_raises(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY))
+        process = self.handle(daemon.pid)
+
+        def hang() -> typing.NoReturn:
+            with daemon.paused():
+                self.assertStatus(process, stopped=True)
+                raise ValueError("in the block")
+
+        self.assertRaises(ValueError, hang)
+        self.assertStatus(process, stopped=False)
+
+    def test_paused_when_not_running(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY))
+        daemon.stop()
+
+        def pause() -> None:
+            with daemon.paused():
+                pass
+
+        self.assertRaises(RuntimeError, pause)
+
+
+class TestUser(base.TestCase):
+    def require_root(self, root: bool) -> None:
+        if (os.geteuid() == 0) != root:
+            self.skipTest("needs to run %s" % ("as root" if root else "as non-root"))
+
+    def test_root_runs_as_nobody(self) -> None:
+        self.require_root(True)
+        nobody = pwd.getpwnam("nobody")
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY), user="nobody")
+        process = self.handle(daemon.pid)
+        self.assertEqual(nobody.pw_uid, process.uids().real)
+        self.assertEqual(nobody.pw_uid, process.uids().effective)
+        self.assertEqual(nobody.pw_gid, process.gids().real)
+        assert daemon.temp_dir is not None
+        self.assertEqual(nobody.pw_uid, os.stat(daemon.temp_dir).st_uid)
+        self.assertEqual(nobody.pw_uid, os.stat(daemon.log_path).st_uid)
+
+    def test_temp_root_closed_to_the_user(self) -> None:
+        self.require_root(True)
+        closed = self.useFixture(fixtures.TempDir()).path  # 0700, root's
+        fixture = ProcessFixture(self.program("ready-after", 0), user="nobody", temp_root=closed)
+        error = self.assertSetUpFails(TempDirError, fixture)
+        self.assertIn("nobody cannot enter", str(error))
+        self.assertEqual([], os.listdir(closed))  # the dir it made is gone again
+
+    def test_non_root_cannot_run_as_another_user(self) -> None:
+        self.require_root(False)
+        fixture = ProcessFixture(self.program("ready-after", 0), user="root")
+        error = self.assertSetUpFails(UserError, fixture)
+        self.assertEqual("root", error.user)
+        self.assertIn("root", str(error))
+
+    def test_own_user_by_name(self) -> None:
+        me = pwd.getpwuid(os.geteuid())
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY), user=me.pw_name)
+        self.assertIsNone(daemon.run_as)
+        self.assertEqual(os.geteuid(), self.handle(daemon.pid).uids().effective)
+
+    def test_own_user_by_uid(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY), user=os.geteuid())
+        self.assertIsNone(daemon.run_as)
+        self.assertEqual(os.geteuid(), self.handle(daemon.pid).uids().effective)
+
+    def test_unknown_user(self) -> None:
+        fixture = ProcessFixture(self.program("ready-after", 0), user="fxd-no-such-user")
+        error = self.assertSetUpFails(UserError, fixture)
+        self.assertIn("no such user", str(error))

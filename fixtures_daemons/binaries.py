@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import glob
+import json
 import os
 import re
 import shutil
@@ -101,17 +102,50 @@ def sibling(path: str, name: str, spec: Executable | None = None, what: str = ""
     raise ExecutableNotFound(what, name, [os.path.dirname(path)], spec.packages if spec else None)
 
 
+def _version_file() -> str:
+    from fixtures_daemons.templates import cache_root
+
+    return os.path.join(cache_root(), ".versions.json")
+
+
+def _load_versions() -> dict[str, str]:
+    try:
+        with open(_version_file()) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 @functools.cache
 def _version(path: str, realpath: str, mtime_ns: int, size: int, flag: str) -> str:
+    # Kept on disk too, by binary identity: running ``postgres --version``
+    # costs every test process (and every CLI run) 25 ms otherwise.
+    key = "%s\0%s\0%d\0%d\0%s" % (path, realpath, mtime_ns, size, flag)
+    known = _load_versions()
+    if isinstance(known.get(key), str):
+        return known[key]
     # Run ``path`` itself, not its target: Debian's redis-server is a
     # symlink to redis-check-rdb, which looks at the name it was run by.
     result = subprocess.run(
         [path, flag], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False
     )
-    return (result.stdout or result.stderr).decode("utf-8", "replace").strip()
+    version = (result.stdout or result.stderr).decode("utf-8", "replace").strip()
+    known = _load_versions()
+    known[key] = version
+    try:
+        os.makedirs(os.path.dirname(_version_file()), 0o700, exist_ok=True)
+        staging = "%s.%d" % (_version_file(), os.getpid())
+        with open(staging, "w") as f:
+            json.dump(known, f)
+        os.replace(staging, _version_file())
+    except OSError:
+        pass  # a read-only cache only costs the next process the run
+    return version
 
 
 def program_version(path: str, flag: str = "--version") -> str:
-    """What ``path --version`` prints, run once per process and binary."""
+    """What ``path --version`` prints: run once per binary (its path, size
+    and modification time) and remembered in the cache dir."""
     st = os.stat(path)
     return _version(path, os.path.realpath(path), st.st_mtime_ns, st.st_size, flag)

@@ -427,7 +427,11 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         # The daemons named on the command line, if any (a word that is
         # also an option's value only adds a subparser); none: all of them,
         # for --help and for the error that lists the choices.
-        ns = build_parser(set(registry.daemon_names()) & set(args)).parse_args(args)
+        # Ours first: looking up third parties' entry points costs 10 ms.
+        named = set(registry.builtin_daemons()) & set(args)
+        if not named:
+            named = set(registry.daemon_names()) & set(args)
+        ns = build_parser(named).parse_args(args)
         if command and ns.command != "run":
             raise UsageError("only run takes a command after --")
         if ns.command == "run":

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import http.client
 import os
 import re
 import socket
 import subprocess
 import typing
-import urllib.parse
 
 __all__ = [
     "ProbeContext",
@@ -186,6 +184,8 @@ class Http(Probe):
         self.url = url
         self.statuses = statuses
         self.method = method
+        import urllib.parse  # here: http.client and friends cost every CLI run 30 ms
+
         parts = urllib.parse.urlsplit(url)
         self._https = parts.scheme == "https"
         self._netloc = parts.netloc
@@ -194,6 +194,8 @@ class Http(Probe):
             self._path += "?" + parts.query
 
     def ready(self) -> bool:
+        import http.client
+
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         conn = cls(self._netloc, timeout=ATTEMPT_TIMEOUT)
         try:

@@ -200,6 +200,9 @@ class TemplateCache:
             with _flock(path + ".lock", fcntl.LOCK_EX):
                 remove_tree(path)
             removed.append(path)
+        if kind is None:  # the remembered program versions go too
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.root, ".versions.json"))
         return removed
 
 

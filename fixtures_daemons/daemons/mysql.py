@@ -8,7 +8,7 @@ import uuid
 
 from fixtures_daemons.binaries import Executable, sibling
 from fixtures_daemons.daemon import DaemonFixture, TemplateHook
-from fixtures_daemons.errors import ExecutableNotFound
+from fixtures_daemons.errors import CommandFailed, ExecutableNotFound
 from fixtures_daemons.probes import LogPattern, Probe
 from fixtures_daemons.resources import DaemonResource
 
@@ -230,14 +230,21 @@ class MysqlFixture(DaemonFixture):
         statements = ["CREATE DATABASE %s;" % _quote(name)]
         source = self._source()
         if source:
-            for (table,) in self.query("SHOW TABLES", source):
+            for table, kind in self.query("SHOW FULL TABLES", source):
+                if kind != "BASE TABLE":
+                    continue  # a view cannot be copied with LIKE
                 target, origin = (
                     _quote(name) + "." + _quote(table),
                     _quote(source) + "." + _quote(table),
                 )
                 statements.append("CREATE TABLE %s LIKE %s;" % (target, origin))
                 statements.append("INSERT INTO %s SELECT * FROM %s;" % (target, origin))
-        self.query(" ".join(statements))
+        try:
+            self.query(" ".join(statements))
+        except CommandFailed as exc:
+            if "ERROR 1007" not in exc.output:  # not "database exists": ours, half made
+                self.drop_database(name)
+            raise
         self._created.append(name)
         return name
 

@@ -20,6 +20,8 @@
 #   ci-user        the unprivileged user of the second test pass
 #   ruff-check, ruff-format, mypy     the pep8 checks (as `tox -e pep8`)
 #   docs           sphinx-build -W (as `tox -e docs`)
+#   readme-main-job  the README's one-line try-out: psql through
+#                  `fixtures-daemons run postgresql`
 #   tests-root     the suite as root, under tests.leakcheck
 #   tests-nonroot  the suite again as the unprivileged user
 #
@@ -228,6 +230,19 @@ build_docs() {
     "$VENV/bin/sphinx-build" -W --keep-going -b html doc/source doc/build/html
 }
 
+# The README's main-job line, verbatim: the literal line after the
+# ".. main-job" comment. It runs psql against a daemon started by
+# `fixtures-daemons run`, in a venv of its own.
+readme_main_job() {
+    cd "$SRC"
+    local line
+    line=$(awk '/^\.\. main-job/ { found = 1; next } found && /^    [^ ]/ { sub(/^    /, ""); print; exit }' README.rst)
+    [ -n "$line" ] || { echo "no main-job line found in README.rst" >&2; return 1; }
+    echo "+ $line"
+    as_root env PATH="$ROOT_PATH" bash -c "$line" | tee "$LOGS/main-job.txt"
+    grep -qx ' *42' "$LOGS/main-job.txt"
+}
+
 # The test command of both passes (as `tox -e py3`).
 TEST_COMMAND=(timeout --kill-after=60 "$TEST_TIMEOUT" python -m tests.leakcheck -- stestr run)
 
@@ -310,6 +325,7 @@ run_step ruff-check ruff_check
 run_step ruff-format ruff_format
 run_step mypy run_mypy
 run_step docs build_docs
+run_step readme-main-job readme_main_job
 run_step tests-root tests_root
 count_tests tests-root root
 run_step tests-nonroot tests_nonroot

@@ -1,0 +1,58 @@
+"""Every unit is registered, exported, documented and tested.
+
+A daemon added without its export, its doc page or its tests fails here,
+not in a user's hands (mirakuru once shipped an executor it did not
+export).
+"""
+
+from __future__ import annotations
+
+import os
+
+import testtools
+
+import fixtures_daemons
+from fixtures_daemons import registry
+from fixtures_daemons.daemon import DaemonFixture
+from fixtures_daemons.resources import DaemonResource
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class TestNamespace(testtools.TestCase):
+    def test_every_public_name_exists(self) -> None:
+        for name in fixtures_daemons.__all__:
+            self.assertTrue(hasattr(fixtures_daemons, name), name)
+
+    def test_builtin_daemons(self) -> None:
+        self.assertEqual(
+            ["memcached", "mysql", "postgresql", "redis"], sorted(registry.builtin_daemons())
+        )
+
+    def test_each_daemon_is_exported_documented_and_tested(self) -> None:
+        for name, cls in registry.builtin_daemons().items():
+            module = __import__(cls.__module__, fromlist=["__all__"])
+            resources = [
+                getattr(module, attr)
+                for attr in module.__all__
+                if isinstance(getattr(module, attr), type)
+                and issubclass(getattr(module, attr), DaemonResource)
+            ]
+            self.assertEqual(1, len(resources), "%s: one resource manager" % name)
+            self.assertIs(cls, resources[0].fixture_class)
+            for exported in (cls, resources[0]):
+                self.assertIs(exported, getattr(fixtures_daemons, exported.__name__, None))
+                self.assertIn(exported.__name__, fixtures_daemons.__all__)
+            page = os.path.join(ROOT, "doc", "source", "daemons", name + ".rst")
+            self.assertTrue(os.path.exists(page), "%s has no doc page %s" % (name, page))
+            with open(page) as f:
+                self.assertIn(cls.__name__, f.read())
+            tests = os.path.join(ROOT, "tests", "test_%s.py" % name)
+            self.assertTrue(os.path.exists(tests), "%s has no tests %s" % (name, tests))
+            self.assertTrue(cls.__doc__, "%s has no docstring" % cls.__name__)
+            self.assertTrue(cls.executable.packages, "%s names no package" % name)
+
+    def test_daemon_classes_are_daemon_fixtures(self) -> None:
+        for cls in registry.builtin_daemons().values():
+            self.assertTrue(issubclass(cls, DaemonFixture))
+            self.assertEqual(cls, registry.daemon_class(cls.daemon_name))

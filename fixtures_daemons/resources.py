@@ -49,17 +49,20 @@ class DaemonResource(testresources.TestResourceManager):  # type: ignore[misc]
         self.cls = cls
         self.kwargs = kwargs
         self._restart = False
+        self._fresh = False  # made and not used yet: no reset needed
 
     def make(self, dependency_resources: dict[str, typing.Any]) -> DaemonFixture:
         fixture = self.cls(**self.kwargs)
         fixture.setUp()
+        self._fresh = True
         return fixture
 
     def clean(self, resource: DaemonFixture) -> None:
         resource.cleanUp()
 
     def isDirty(self) -> bool:  # noqa: N802 - testresources' name
-        # Always: so that every test but the first gets a reset() first.
+        # Always, so that testresources calls _reset before every use; the
+        # first use of a daemon just made skips it there.
         return True
 
     def dirtied(self, resource: DaemonFixture) -> None:
@@ -73,7 +76,12 @@ class DaemonResource(testresources.TestResourceManager):  # type: ignore[misc]
         if self._restart:
             self._restart = False
             self.clean(resource)
-            return self.make(dependency_resources)
+            fresh = self.make(dependency_resources)
+            self._fresh = False  # handed out right now
+            return fresh
+        if self._fresh:
+            self._fresh = False
+            return resource
         resource.reset()
         return resource
 

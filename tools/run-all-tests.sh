@@ -24,6 +24,9 @@
 #                  `fixtures-daemons run postgresql`
 #   tests-root     the suite as root, under tests.leakcheck
 #   tests-nonroot  the suite again as the unprivileged user
+#   examples-root, examples-nonroot   examples/run-all-ways.sh: the example
+#                  project's suite the three ways (per class, testresources,
+#                  one daemon per run), as root and as the unprivileged user
 #
 # The last line it prints is `tests: N passed, N failed`, the totals of both
 # test passes; CI reads it.
@@ -221,8 +224,8 @@ make_ci_user() {
     id "$CI_USER"
 }
 
-ruff_check() { cd "$SRC" && "$VENV/bin/ruff" check fixtures_daemons tests benchmarks; }
-ruff_format() { cd "$SRC" && "$VENV/bin/ruff" format --check fixtures_daemons tests benchmarks; }
+ruff_check() { cd "$SRC" && "$VENV/bin/ruff" check fixtures_daemons tests benchmarks examples; }
+ruff_format() { cd "$SRC" && "$VENV/bin/ruff" format --check fixtures_daemons tests benchmarks examples; }
 run_mypy() { cd "$SRC" && "$VENV/bin/mypy"; }
 
 build_docs() {
@@ -241,6 +244,22 @@ readme_main_job() {
     echo "+ $line"
     as_root env PATH="$ROOT_PATH" bash -c "$line" | tee "$LOGS/main-job.txt"
     grep -qx ' *42' "$LOGS/main-job.txt"
+}
+
+# The example project's suite (218 tests on PostgreSQL and Redis), the three
+# ways: a daemon per test class, testresources, one daemon per run.
+examples_root() {
+    cd "$SRC"
+    as_root env -u PYTHONPATH PATH="$ROOT_PATH" CI="${CI:-}" SHOP_PYTHON="$VENV/bin/python" \
+        examples/run-all-ways.sh
+}
+
+examples_nonroot() {
+    cd "$SRC"
+    local env_vars
+    mapfile -t env_vars < <(nonroot_env)
+    as_root runuser -u "$CI_USER" -- env -i "${env_vars[@]}" SHOP_PYTHON="$VENV/bin/python" \
+        examples/run-all-ways.sh
 }
 
 # The test command of both passes (as `tox -e py3`).
@@ -330,6 +349,8 @@ run_step tests-root tests_root
 count_tests tests-root root
 run_step tests-nonroot tests_nonroot
 count_tests tests-nonroot "$CI_USER"
+run_step examples-root examples_root
+run_step examples-nonroot examples_nonroot
 
 echo
 echo "==== summary (work dir $WORK)"

@@ -189,6 +189,8 @@ class _Watchdog:
             self.dirs.append(arg)
         elif verb == "-D" and arg in self.dirs:
             self.dirs.remove(arg)
+        elif verb == "R":  # a dir its owner is done with: remove it now
+            shutil.rmtree(arg, ignore_errors=True)
 
     def clean(self) -> None:
         live = [pid for pid, (started, sig) in self.processes.items() if start_time(pid) == started]

@@ -14,6 +14,7 @@ critical path since nothing waits for it) is paid once.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,16 +62,17 @@ class Watchdog:
         """A new tag for one process tree: ``<watchdog token>:<unique>``."""
         return "%s:%s" % (self.token, uuid.uuid4().hex[:12])
 
-    def _send(self, line: str) -> None:
+    def _send(self, line: str) -> bool:
         stdin = self.process.stdin
         if stdin is None:
-            return
+            return False
         with self._write_lock:
             try:
                 stdin.write(line.encode("utf-8", "surrogateescape") + b"\n")
                 stdin.flush()
+                return True
             except (OSError, ValueError):
-                pass  # the watchdog is gone; the next get() starts another
+                return False  # the watchdog is gone; the next get() starts another
 
     def watch_process(self, pid: int, stop_signal: int = signal.SIGTERM) -> None:
         self._send("+P %d %s %d" % (pid, _reaper.start_time(pid) or "0", stop_signal))
@@ -83,3 +85,25 @@ class Watchdog:
 
     def forget_dir(self, path: str) -> None:
         self._send("-D " + path)
+
+    def discard_dir(self, path: str) -> None:
+        """Remove the watched dir ``path``, off the caller's critical path.
+
+        Removing a PostgreSQL data dir takes about 15 ms, a fifth of a
+        fixture's whole cost: the dir is renamed away at once (its path is
+        free when this returns) and the watchdog, another process, deletes
+        it; if the watchdog is gone, it is deleted here.
+        """
+        trash = os.path.join(os.path.dirname(path), ".%s.trash" % os.path.basename(path))
+        try:
+            os.rename(path, trash)
+        except FileNotFoundError:
+            self.forget_dir(path)
+            return
+        except OSError:
+            trash = path
+        if trash == path or not self._send("R " + trash):
+            shutil.rmtree(trash, ignore_errors=True)
+            if os.path.lexists(trash):
+                shutil.rmtree(trash)  # loud: a silent leak is worse
+        self.forget_dir(path)

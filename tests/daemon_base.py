@@ -196,20 +196,29 @@ class DaemonTestCase(base.TestCase):
         tree = process_tree(pid_of(fixture))
 
         def all_stopped() -> bool:
-            # A zombie is a child that exited and that nobody can reap now.
-            done = (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
-            return all(p.status() in done for p in tree)
+            # A zombie is a child that exited and that nobody can reap now;
+            # a process that is gone (a backend that ended) is not running.
+            done = (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+            return all(_status(p) in done for p in tree)
 
-        self.assertTrue(wait_for(all_stopped, 5.0), [(p, p.status()) for p in tree])
+        self.assertTrue(wait_for(all_stopped, 5.0), [(p, _status(p)) for p in tree])
 
     def assertNotStoppedState(self, fixture: DaemonFixture) -> None:
         """No process of the daemon is stopped any more, soon."""
         tree = process_tree(pid_of(fixture))
 
         def none_stopped() -> bool:
-            return not any(p.status() == psutil.STATUS_STOPPED for p in tree)
+            return not any(_status(p) == psutil.STATUS_STOPPED for p in tree)
 
-        self.assertTrue(wait_for(none_stopped, 5.0), [(p, p.status()) for p in tree])
+        self.assertTrue(wait_for(none_stopped, 5.0), [(p, _status(p)) for p in tree])
+
+
+def _status(process: psutil.Process) -> str:
+    """The process's status; ``dead`` once it is gone."""
+    try:
+        return str(process.status())
+    except psutil.NoSuchProcess:
+        return psutil.STATUS_DEAD
 
 
 class DaemonContract:

@@ -148,7 +148,9 @@ def temp_dirs() -> set[str]:
                 owner = os.lstat(path).st_uid
             except OSError:
                 continue
-            if name.startswith(PREFIX) and me in (0, owner):
+            # ".fxd-...trash": a dir handed to the watchdog to delete
+            ours = name.startswith(PREFIX) or name.startswith("." + PREFIX)
+            if ours and me in (0, owner):
                 found.add(path)
     return found
 

@@ -17,9 +17,10 @@ the starting one rotated):
   not shut down cleanly, so those floors include a short crash recovery
   (about 5 ms for PostgreSQL), and their real connection costs a few ms
   more than the fixtures' log-line check: not a strict lower bound.
-* ``fixtures-daemons``: ``<Daemon>Fixture(temp_root=..., mode="spawn")``, ``setUp()`` then
-  ``cleanUp()``. The first warm-up round builds the template (a private
-  template cache for this run, removed at the end).
+* ``fixtures-daemons``: ``<Daemon>Fixture(mode="spawn")``, its temp root from
+  ``$FIXTURES_DAEMONS_TMPDIR`` as for users, ``setUp()`` then ``cleanUp()``.
+  The first warm-up round builds the template (a private template cache for
+  this run, removed at the end).
 * ``pifpaf``: ``pifpaf.drivers.<daemon>.<Daemon>Driver``, ``setUp()`` then
   ``cleanUp()``, on a free port, with its temp dir in the same
   memory-backed root as the others (``--pifpaf-temp-root`` to change it).
@@ -74,7 +75,7 @@ import fixtures_daemons
 from benchmarks import _bench
 from fixtures_daemons import DaemonFixture, reserve_port
 from fixtures_daemons.binaries import find_executable, program_version, sibling
-from fixtures_daemons.tempdirs import default_temp_root
+from fixtures_daemons.tempdirs import TMPDIR_ENV, default_temp_root
 from fixtures_daemons.templates import CACHE_ENV
 from fixtures_daemons.watchdog import Watchdog
 
@@ -375,8 +376,10 @@ class FixtureRun:
         self.temp_dirs = dirs
 
     def __call__(self) -> None:
-        # spawn: never attach to a daemon a *_STATE variable describes
-        fixture = self.cls(temp_root=self.temp_root, mode="spawn")
+        # spawn: never attach to a daemon a *_STATE variable describes. The
+        # temp root comes from $FIXTURES_DAEMONS_TMPDIR, as the default one
+        # does, so cleanUp hands the dir to the watchdog as it does for users.
+        fixture = self.cls(mode="spawn")
         fixture.setUp()
         try:
             self.temp_dirs.append(fixture.temp_dir)
@@ -741,6 +744,7 @@ def benchmark(argv: typing.Sequence[str]) -> int:
     logging.getLogger("pifpaf").setLevel(logging.ERROR)  # its "already gone" chatter
     root = tempfile.mkdtemp(prefix="fxd-bench-", dir=default_temp_root())
     os.environ[CACHE_ENV] = os.path.join(root, "cache")  # built by the first warm-up
+    os.environ[TMPDIR_ENV] = root
     pifpaf_root = ours.pifpaf_temp_root or root
     pifpaf_before = set(os.listdir(pifpaf_root))
     print(DESCRIPTION)

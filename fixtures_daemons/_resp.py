@@ -1,7 +1,7 @@
 """Just enough of the Redis protocol (RESP2) for probes and resets.
 
-The core must not depend on a Redis client library; PING, AUTH, FLUSHALL
-and SHUTDOWN are all it needs.
+The core must not depend on a Redis client library; PING, AUTH, SELECT,
+SET/GET/DEL of namespace claims, FLUSHALL/FLUSHDB and SCAN are all it needs.
 """
 
 from __future__ import annotations

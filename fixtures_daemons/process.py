@@ -9,9 +9,11 @@ The process layer every daemon is built on:
   monotonic deadline with a backoff that starts at 1 ms, and the process is
   checked on every poll, so an early exit fails at once with its exit code
   and log tail instead of at the timeout;
-* stopping sends the stop signal, waits a bounded time, then SIGKILLs the
-  whole tree: the process group and every process carrying this process's
-  tag, which also finds descendants that double-forked out of the group;
+* stopping snapshots the process tree, sends the stop signal, waits a
+  bounded time (on a pidfd), then SIGKILLs what is left of the whole tree:
+  the process group, the snapshot (children that left the group and hid
+  their environment, as PostgreSQL's do) and every process carrying this
+  process's tag (descendants that double-forked out of the group);
 * the watchdog (:mod:`fixtures_daemons.watchdog`) does the same if the test
   process dies before cleanUp.
 """

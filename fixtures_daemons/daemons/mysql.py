@@ -218,13 +218,36 @@ class MysqlFixture(DaemonFixture):
         return bool(self.query("SHOW DATABASES LIKE '%s'" % name.replace("_", "\\_")))
 
     def _build_template_database(self, name: str) -> None:
-        self.query("CREATE DATABASE %s" % _quote(name))
+        # Built under another name and moved in whole (RENAME TABLE moves
+        # tables between databases, all of them in one statement), so a
+        # worker killed in the middle of the hook never leaves a template
+        # that looks complete.
+        building = name + "_build"
+        self.drop_database(building)
+        self.query("CREATE DATABASE %s" % _quote(building))
         assert self.template is not None
         try:
-            self.run_template_hook(self.template, name)
-        except BaseException:
-            self.drop_database(name)
-            raise
+            self.run_template_hook(self.template, building)
+            tables = self._base_tables(building)
+            statements = ["CREATE DATABASE %s;" % _quote(name)]
+            if tables:
+                statements.append(
+                    "RENAME TABLE %s;"
+                    % ", ".join(
+                        "%s.%s TO %s.%s" % (_quote(building), _quote(t), _quote(name), _quote(t))
+                        for t in tables
+                    )
+                )
+            self.query(" ".join(statements))
+        finally:
+            self.drop_database(building)
+
+    def _base_tables(self, database: str) -> list[str]:
+        """The tables of ``database``, views left out (LIKE cannot copy a
+        view, and RENAME TABLE cannot move one)."""
+        return [
+            row[0] for row in self.query("SHOW FULL TABLES", database) if row[1] == "BASE TABLE"
+        ]
 
     def create_database(self, name: str | None = None) -> str:
         """Create a database, a copy of the hook's template database when
@@ -236,9 +259,7 @@ class MysqlFixture(DaemonFixture):
         statements = ["CREATE DATABASE %s;" % _quote(name)]
         source = self._source()
         if source:
-            for table, kind in self.query("SHOW FULL TABLES", source):
-                if kind != "BASE TABLE":
-                    continue  # a view cannot be copied with LIKE
+            for table in self._base_tables(source):
                 target, origin = (
                     _quote(name) + "." + _quote(table),
                     _quote(source) + "." + _quote(table),

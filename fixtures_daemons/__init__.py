@@ -6,6 +6,7 @@ from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResour
 from fixtures_daemons.daemons.mysql import MysqlFixture, MysqlResource
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture, PostgresqlResource
 from fixtures_daemons.daemons.redis import RedisFixture, RedisResource
+from fixtures_daemons.databases import DatabaseDaemonFixture
 from fixtures_daemons.errors import (
     CommandFailed,
     DaemonError,
@@ -26,6 +27,7 @@ __all__ = [
     "DaemonError",
     "DaemonFixture",
     "DaemonResource",
+    "DatabaseDaemonFixture",
     "MemcachedFixture",
     "MemcachedResource",
     "MysqlFixture",

@@ -17,9 +17,6 @@ exactly what was done, and cleanUp runs the same steps backwards.
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
-import inspect
 import json
 import os
 import signal
@@ -28,7 +25,6 @@ import typing
 
 import fixtures
 
-from fixtures_daemons import locks
 from fixtures_daemons._fixture import Fixture
 from fixtures_daemons.binaries import Executable, find_executable, program_version
 from fixtures_daemons.errors import CommandFailed, DaemonError
@@ -39,29 +35,9 @@ from fixtures_daemons.tempdirs import PrivateDirFixture
 from fixtures_daemons.templates import TemplateCache
 from fixtures_daemons.users import RunAs, default_daemon_user, resolve_user
 
-__all__ = ["DaemonFixture", "DEFAULT_ENV_PREFIX", "TemplateHook", "hook_key"]
+__all__ = ["DaemonFixture", "DEFAULT_ENV_PREFIX"]
 
 DEFAULT_ENV_PREFIX = "FIXTURES_DAEMONS"
-
-#: A template database hook: an SQL file's path, or a callable that is given
-#: a copy of the fixture whose ``database`` (and so ``url``) is the template.
-TemplateHook = str | typing.Callable[[typing.Any], None]
-
-
-def hook_key(template: TemplateHook) -> str:
-    """A short hash of what a template hook does: an SQL file's content, or
-    a callable's qualified name and source."""
-    digest = hashlib.sha256()
-    if callable(template):
-        digest.update(("%s.%s" % (template.__module__, template.__qualname__)).encode())
-        try:
-            digest.update(inspect.getsource(template).encode())
-        except (OSError, TypeError):
-            pass  # no source (a builtin, a REPL function): the name is all we have
-    else:
-        with open(template, "rb") as f:
-            digest.update(f.read())
-    return digest.hexdigest()[:16]
 
 
 class DaemonFixture(Fixture):
@@ -105,8 +81,6 @@ class DaemonFixture(Fixture):
 
     _init_kwargs: dict[str, typing.Any]
 
-    #: The template databases this process knows exist (prepared_template).
-    _templates_seen: typing.ClassVar[set[tuple[object, ...]]] = set()
     #: The daemon's name: CLI name, temp dir prefix, variable names.
     daemon_name: str = ""
     #: Where its program is.
@@ -253,49 +227,6 @@ class DaemonFixture(Fixture):
         if result.returncode != 0:
             raise CommandFailed(what or self.daemon_name, command, result.returncode, output)
         return output
-
-    def prepared_template(
-        self,
-        template: TemplateHook | None,
-        exists: typing.Callable[[str], bool],
-        build: typing.Callable[[str], None],
-    ) -> str | None:
-        """The name of the template database made by ``template`` (an SQL
-        file's path, or a callable given a copy of this fixture pointing at
-        the new database), built once per daemon and hook input: under a
-        machine-wide lock, so parallel workers build it once, and named by a
-        hash of the hook's input, so a changed hook gets a new template.
-        ``exists(name)`` and ``build(name)`` are the daemon's own steps.
-        Once this process has seen the template on a daemon (known by its
-        temp dir), later fixtures skip the lock and the check.
-        """
-        if template is None:
-            return None
-        name = "fxd_template_%s" % hook_key(template)
-        seen = (type(self).daemon_name, self.host, self.port, self.temp_dir, name)
-        if seen in DaemonFixture._templates_seen:
-            return name
-        lock = "template-%s-%s-%d-%s" % (type(self).daemon_name, self.host, self.port, name)
-        with locks.locked(lock):
-            if not exists(name):
-                build(name)
-        DaemonFixture._templates_seen.add(seen)
-        return name
-
-    def run_template_hook(self, template: TemplateHook, database: str) -> None:
-        """Prepare ``database`` with ``template`` (see
-        :meth:`prepared_template`); SQL files go through :meth:`run_sql`."""
-        if callable(template):
-            view = copy.copy(self)
-            view.database = database  # type: ignore[attr-defined]
-            template(view)
-        else:
-            with open(template) as f:
-                self.run_sql(f.read(), database)
-
-    def run_sql(self, sql: str, database: str) -> None:
-        """Run SQL statements in ``database`` (SQL daemons only)."""
-        raise NotImplementedError("%s does not speak SQL" % type(self).__name__)
 
     # -- the lifecycle ---------------------------------------------------
 

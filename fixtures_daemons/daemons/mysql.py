@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import signal
 import typing
-import uuid
 
 from fixtures_daemons.binaries import Executable, sibling
-from fixtures_daemons.daemon import DaemonFixture, TemplateHook
+from fixtures_daemons.databases import DatabaseDaemonFixture, TemplateHook
 from fixtures_daemons.errors import CommandFailed, ExecutableNotFound
 from fixtures_daemons.probes import LogPattern, Probe
 from fixtures_daemons.resources import DaemonResource
@@ -19,7 +18,7 @@ def _quote(name: str) -> str:
     return "`%s`" % name.replace("`", "``")
 
 
-class MysqlFixture(DaemonFixture):
+class MysqlFixture(DatabaseDaemonFixture):
     """A MariaDB (``mariadbd``) or MySQL (``mysqld``) server on loopback TCP
     and a unix socket in its temp dir; ``root`` has no password.
 
@@ -59,11 +58,7 @@ class MysqlFixture(DaemonFixture):
         template: TemplateHook | None = None,
         **kwargs: typing.Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.template = template
-        self._template_database: str | None = None
-        self._created: list[str] = []
-        self.database = database
+        super().__init__(database=database, template=template, **kwargs)
         self.user = "root"
 
     @property
@@ -207,13 +202,6 @@ class MysqlFixture(DaemonFixture):
     def run_sql(self, sql: str, database: str) -> None:
         self.query(sql, database)
 
-    def _source(self) -> str | None:
-        if self.template is not None and self._template_database is None:
-            self._template_database = self.prepared_template(
-                self.template, self._database_exists, self._build_template_database
-            )
-        return self._template_database
-
     def _database_exists(self, name: str) -> bool:
         return bool(self.query("SHOW DATABASES LIKE '%s'" % name.replace("_", "\\_")))
 
@@ -225,9 +213,8 @@ class MysqlFixture(DaemonFixture):
         building = name + "_build"
         self.drop_database(building)
         self.query("CREATE DATABASE %s" % _quote(building))
-        assert self.template is not None
         try:
-            self.run_template_hook(self.template, building)
+            self.run_template_hook(building)
             tables = self._base_tables(building)
             statements = ["CREATE DATABASE %s;" % _quote(name)]
             if tables:
@@ -249,15 +236,10 @@ class MysqlFixture(DaemonFixture):
             row[0] for row in self.query("SHOW FULL TABLES", database) if row[1] == "BASE TABLE"
         ]
 
-    def create_database(self, name: str | None = None) -> str:
-        """Create a database, a copy of the hook's template database when
-        there is one (MySQL has no template databases: its tables are
-        copied with CREATE TABLE ... LIKE and INSERT ... SELECT), else an
-        empty one; return its name, random unless given. :meth:`reset`
-        drops it."""
-        name = name or "test_" + uuid.uuid4().hex[:12]
+    def _create_database(self, name: str, source: str | None) -> None:
+        # MySQL has no template databases: the source's tables are copied
+        # with CREATE TABLE ... LIKE and INSERT ... SELECT, in one client run.
         statements = ["CREATE DATABASE %s;" % _quote(name)]
-        source = self._source()
         if source:
             for table in self._base_tables(source):
                 target, origin = (
@@ -270,30 +252,11 @@ class MysqlFixture(DaemonFixture):
             self.query(" ".join(statements))
         except CommandFailed as exc:
             if "ERROR 1007" not in exc.output:  # not "database exists": ours, half made
-                self.drop_database(name)
+                self._drop_database(name)
             raise
-        self._created.append(name)
-        return name
 
-    def drop_database(self, name: str) -> None:
+    def _drop_database(self, name: str) -> None:
         self.query("DROP DATABASE IF EXISTS %s" % _quote(name))
-        if name in self._created:
-            self._created.remove(name)
-
-    def _enter_namespace(self) -> None:
-        # Attached to a shared server: a database of our own.
-        self._created = []
-        self._template_database = None
-        self.database = self.create_database(self._init_kwargs.get("database"))
-        self.addCleanup(self.drop_database, self.database)
-
-    def reset(self) -> None:
-        """Drop ``database`` and every database :meth:`create_database`
-        made, and recreate ``database`` (from the template, if any)."""
-        for name in list(self._created):
-            self.drop_database(name)
-        self.drop_database(self.database)
-        self.create_database(self.database)
 
 
 class MysqlResource(DaemonResource):

@@ -6,11 +6,10 @@ import os
 import re
 import signal
 import typing
-import uuid
 
 from fixtures_daemons import _pgwire, _reaper
 from fixtures_daemons.binaries import Executable, sibling
-from fixtures_daemons.daemon import DaemonFixture, TemplateHook
+from fixtures_daemons.databases import DatabaseDaemonFixture, TemplateHook
 from fixtures_daemons.probes import LogPattern, Probe
 from fixtures_daemons.resources import DaemonResource
 from fixtures_daemons.waiting import wait_for
@@ -18,7 +17,7 @@ from fixtures_daemons.waiting import wait_for
 __all__ = ["PostgresqlFixture", "PostgresqlResource"]
 
 
-class PostgresqlFixture(DaemonFixture):
+class PostgresqlFixture(DatabaseDaemonFixture):
     """A PostgreSQL server, with trust authentication on loopback and on a
     unix socket in its temp dir.
 
@@ -73,11 +72,7 @@ class PostgresqlFixture(DaemonFixture):
         template: TemplateHook | None = None,
         **kwargs: typing.Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.template = template
-        self._template_database: str | None = None
-        self._created: list[str] = []
-        self.database = database
+        super().__init__(database=database, template=template, **kwargs)
         self.user = user
         self.locale = locale
         self.encoding = encoding
@@ -193,25 +188,16 @@ class PostgresqlFixture(DaemonFixture):
         # dropped or renamed.
         return "postgres" if "template1" in databases else "template1"
 
-    def _source(self) -> str:
-        """What new databases are copied from: the hook's template, or the
-        pristine template0 (nobody can connect to it, so it is always free)."""
-        if self.template is not None and self._template_database is None:
-            self._template_database = self.prepared_template(
-                self.template, self._database_exists, self._build_template_database
-            )
-        return self._template_database or "template0"
-
     def _database_exists(self, name: str) -> bool:
         return bool(self.query("SELECT 1 FROM pg_database WHERE datname = %s" % _literal(name)))
 
     def _build_template_database(self, name: str) -> None:
+        # Built under another name and renamed when complete.
         building = name + "_build"
         self.drop_database(building)
-        self.query("CREATE DATABASE %s TEMPLATE template0" % _pgwire.quote_ident(building))
-        assert self.template is not None
+        self._create_database(building, None)
         try:
-            self.run_template_hook(self.template, building)
+            self.run_template_hook(building)
         except BaseException:
             self.drop_database(building)  # a failed hook leaves nothing behind
             raise
@@ -226,19 +212,15 @@ class PostgresqlFixture(DaemonFixture):
             )
             conn.query("ALTER DATABASE %s IS_TEMPLATE true" % _pgwire.quote_ident(name))
 
-    def create_database(self, name: str | None = None, template: str | None = None) -> str:
-        """Create a database, a copy of ``template`` (default: the hook's
-        template database, else an empty one); return its name, random
-        unless given. :meth:`reset` drops it."""
-        name = name or "test_" + uuid.uuid4().hex[:12]
-        source = template or self._source()
+    def _create_database(self, name: str, source: str | None) -> None:
+        # Without a template, from template0: pristine, and nobody can
+        # connect to it, so it is never "being accessed by other users".
+        source = source or "template0"
         with self.connect_admin(self._admin_for(name, source)) as conn:
             conn.query(
                 "CREATE DATABASE %s TEMPLATE %s%s"
                 % (_pgwire.quote_ident(name), _pgwire.quote_ident(source), self._strategy())
             )
-        self._created.append(name)
-        return name
 
     def _strategy(self) -> str:
         """Since PostgreSQL 15, CREATE DATABASE WAL-logs every block it
@@ -250,7 +232,7 @@ class PostgresqlFixture(DaemonFixture):
             return ""
         return " STRATEGY FILE_COPY"
 
-    def drop_database(self, name: str) -> None:
+    def _drop_database(self, name: str) -> None:
         """Drop a database, even while clients are connected to it: refuse
         new connections, terminate the open ones, then drop.
 
@@ -270,25 +252,6 @@ class PostgresqlFixture(DaemonFixture):
                 pids = [int(row[0]) for row in rows if row[0]]
                 wait_for(lambda: not any(_reaper.start_time(pid) for pid in pids), 10.0)
                 conn.query("DROP DATABASE IF EXISTS %s WITH (FORCE)" % ident)
-        if name in self._created:
-            self._created.remove(name)
-
-    def _enter_namespace(self) -> None:
-        # Attached to a shared server: a database of our own, random unless
-        # one was asked for, made from the template and dropped on cleanUp.
-        self._created = []
-        self._template_database = None
-        self.database = self.create_database(self._init_kwargs.get("database"))
-        self.addCleanup(self.drop_database, self.database)
-
-    def reset(self) -> None:
-        """Drop ``database`` and every database :meth:`create_database`
-        made, and recreate ``database`` from its template: cheap, and also
-        safe on a server shared with other fixtures."""
-        for name in list(self._created):
-            self.drop_database(name)
-        self.drop_database(self.database)
-        self.create_database(self.database)
 
 
 def _literal(value: str) -> str:

@@ -164,3 +164,29 @@ def main(
     print()
     print(format_table(samples, baseline))
     return samples
+
+
+def rerun_as(user: str, module: str, argv: typing.Sequence[str], env: dict[str, str]) -> int:
+    """As root: run ``python -m module argv`` again as ``user`` (created
+    with ``useradd -m`` if missing), from the repository root, with a small
+    clean environment plus ``env``; return its exit status. pifpaf's
+    PostgreSQL and MariaDB refuse root, so the benchmarks that compare with
+    them run this way."""
+    import pwd
+    import subprocess
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        print("creating user %s (useradd -m %s)" % (user, user))
+        subprocess.run(["useradd", "-m", user], check=True)
+        entry = pwd.getpwnam(user)
+    home = entry.pw_dir if os.path.isdir(entry.pw_dir) else "/tmp"
+    sys.stdout.flush()
+    variables = {"HOME": home, "USER": user, "LOGNAME": user, "PYTHONDONTWRITEBYTECODE": "1"}
+    variables.update(env)
+    command = ["runuser", "-u", user, "--", "env"]
+    command += ["%s=%s" % item for item in variables.items()]
+    command += [sys.executable, "-m", module, *argv]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.call(command, cwd=repo)

@@ -175,35 +175,9 @@ def _marked(marker: str) -> list[str]:
 def run_as_user(argv: typing.Sequence[str], user: str) -> int:
     """As root: run this benchmark again as ``user`` (created if missing),
     then check, as root, that none of its processes is left."""
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        print("creating user %s (useradd -m %s)" % (user, user))
-        subprocess.run(["useradd", "-m", user], check=True)
-        entry = pwd.getpwnam(user)
     marker = uuid.uuid4().hex
-    home = entry.pw_dir if os.path.isdir(entry.pw_dir) else "/tmp"
     print("running as %s (pifpaf's PostgreSQL refuses root)" % user)
-    sys.stdout.flush()
-    status = subprocess.call(
-        [
-            "runuser",
-            "-u",
-            user,
-            "--",
-            "env",
-            "HOME=" + home,
-            "USER=" + user,
-            "LOGNAME=" + user,
-            "PYTHONDONTWRITEBYTECODE=1",
-            "%s=%s" % (MARKER_ENV, marker),
-            sys.executable,
-            "-m",
-            "benchmarks.bench_cli",
-            *argv,
-        ],
-        cwd=REPO_ROOT,
-    )
+    status = _bench.rerun_as(user, "benchmarks.bench_cli", argv, {MARKER_ENV: marker})
     deadline = time.monotonic() + 5  # watchdogs finish a moment after their process
     while True:
         left = _marked(marker)

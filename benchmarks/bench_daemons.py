@@ -562,36 +562,14 @@ def parse_args(argv: typing.Sequence[str]) -> tuple[argparse.Namespace, argparse
 def run_as_user(argv: typing.Sequence[str], user: str) -> int:
     """As root: run this benchmark again as ``user``, then check, as root,
     that none of its processes is left."""
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        print("user %s does not exist: create it (useradd -m %s) or pass --user" % (user, user))
-        return 1
     marker = uuid.uuid4().hex
-    home = entry.pw_dir if os.path.isdir(entry.pw_dir) else "/tmp"
     print("running as %s (pifpaf's PostgreSQL and MariaDB refuse root)" % user)
-    sys.stdout.flush()
-    command = [
-        "runuser",
-        "-u",
-        user,
-        "--",
-        "env",
-        "HOME=" + home,
-        "USER=" + user,
-        "LOGNAME=" + user,
-        "PYTHONDONTWRITEBYTECODE=1",
-        "%s=%s" % (MARKER_ENV, marker),
-        sys.executable,
-        "-m",
-        "benchmarks.bench_daemons",
-        *argv,
-    ]
-    status = subprocess.call(command, cwd=REPO_ROOT)
+    status = _bench.rerun_as(user, "benchmarks.bench_daemons", argv, {MARKER_ENV: marker})
+    uid = pwd.getpwnam(user).pw_uid
 
     def left() -> list[Proc]:
         procs = processes()
-        found = {p.pid: p for p in marked(procs, marker) + daemons_of(procs, entry.pw_uid)}
+        found = {p.pid: p for p in marked(procs, marker) + daemons_of(procs, uid)}
         return list(found.values())
 
     leaked = wait_for_none(left)

@@ -75,6 +75,54 @@ class TestKilledRunner(base.TestCase):
         self.assertGone(watchdog, timeout=5)
 
 
+#: The same with real daemons: a PostgreSQL (whose children leave the group
+#: and hide their tag), a PostgreSQL paused with SIGSTOP (it must be continued
+#: to die), a Redis and a memcached; it prints every pid of their trees.
+DAEMON_RUNNER = """
+import json, psutil
+from fixtures_daemons import MemcachedFixture, PostgresqlFixture, RedisFixture
+from fixtures_daemons.watchdog import Watchdog
+
+daemons = [PostgresqlFixture(mode="spawn"), PostgresqlFixture(mode="spawn"),
+           RedisFixture(mode="spawn"), MemcachedFixture(mode="spawn")]
+for daemon in daemons:
+    daemon.setUp()
+daemons[1].paused().__enter__()
+pids = []
+for daemon in daemons:
+    pids.append(daemon.process.pid)
+    pids += [child.pid for child in psutil.Process(daemon.process.pid).children(recursive=True)]
+print("HANDSHAKE " + json.dumps({
+    "pids": pids,
+    "dirs": [daemon.temp_dir for daemon in daemons],
+    "watchdog": Watchdog.get().process.pid,
+}), flush=True)
+input()
+"""
+
+
+class TestKilledRunnerWithDaemons(base.TestCase):
+    def test_sigkilled_runner_leaves_no_daemon(self) -> None:
+        runner = self.spawnPython(DAEMON_RUNNER)
+        assert runner.stdout is not None
+        line = self.readLine(base.LineReader(runner.stdout), 120, prefix="HANDSHAKE ")
+        handshake = json.loads(line.split(" ", 1)[1])
+        processes = [self.handle(pid) for pid in handshake["pids"]]
+        self.assertGreater(len(processes), 4 + 4)  # PostgreSQL's children too
+        watchdog = self.handle(handshake["watchdog"])
+        for process in processes + [watchdog]:
+            self.killOnCleanUp(process)
+        for path in handshake["dirs"]:
+            self.addCleanup(shutil.rmtree, path, ignore_errors=True)
+
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait()
+        deadline = Deadline(2.0)
+        self.assertGone(*processes, timeout=deadline.remaining())
+        self.assertDirGone(*handshake["dirs"], timeout=deadline.remaining())
+        self.assertGone(watchdog, timeout=5)
+
+
 class TestWatchdog(base.TestCase):
     def test_one_per_process(self) -> None:
         watchdog = Watchdog.get()

@@ -31,7 +31,7 @@ from testtools import content, content_type
 
 from fixtures_daemons import _reaper
 from fixtures_daemons._fixture import Fixture
-from fixtures_daemons.errors import DaemonExited, ExecutableNotFound, StartupTimeout
+from fixtures_daemons.errors import DaemonExited, ExecutableNotFound, StartupTimeout, UserError
 from fixtures_daemons.probes import Probe, ProbeContext
 from fixtures_daemons.tempdirs import PrivateDirFixture, make_private_dir, remove_tree
 from fixtures_daemons.users import RunAs, resolve_user
@@ -243,6 +243,14 @@ class ProcessFixture(Fixture):
                 # us: Popen names the cwd in exc.filename then.
                 if exc.filename is not None and exc.filename == (self.cwd or self.temp_dir):
                     raise
+                if isinstance(exc, PermissionError) and self.run_as is not None:
+                    # Typically a virtualenv under /root, or a 0700 dir above it.
+                    raise UserError(
+                        self.name,
+                        self.run_as.name,
+                        "permission denied running %s: it and every directory above it "
+                        "must be readable and executable by that user" % self.command[0],
+                    ) from exc
                 raise ExecutableNotFound(self.name, self.command[0]) from exc
         if self._watchdog is not None:
             self._watchdog.watch_process(self.process.pid, self.stop_signal)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shutil
 import signal
 import stat
+import subprocess
+import sys
 import time
 import typing
 
@@ -449,7 +452,15 @@ class TestUser(base.TestCase):
     def test_root_runs_as_nobody(self) -> None:
         self.require_root(True)
         nobody = pwd.getpwnam("nobody")
-        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY), user="nobody")
+        # The misbehaving program is stdlib-only: when this interpreter is
+        # closed to nobody (a virtualenv in a 0700 .tox), the system's will do.
+        python = sys.executable
+        if subprocess.run(["runuser", "-u", "nobody", "--", python, "-c", ""]).returncode:
+            python = "/usr/bin/python3"
+        command = [python] + self.program("ready-after", 0)[1:]
+        daemon = self.useFixture(
+            ProcessFixture(command, probe=LogPattern(READY), user="nobody", name="misbehave")
+        )
         process = self.handle(daemon.pid)
         self.assertEqual(nobody.pw_uid, process.uids().real)
         self.assertEqual(nobody.pw_uid, process.uids().effective)
@@ -457,6 +468,16 @@ class TestUser(base.TestCase):
         assert daemon.temp_dir is not None
         self.assertEqual(nobody.pw_uid, os.stat(daemon.temp_dir).st_uid)
         self.assertEqual(nobody.pw_uid, os.stat(daemon.log_path).st_uid)
+
+    def test_program_closed_to_the_user(self) -> None:
+        self.require_root(True)
+        closed = self.useFixture(fixtures.TempDir()).path  # 0700, root's
+        program = os.path.join(closed, "daemon")
+        shutil.copy("/bin/true", program)
+        fixture = ProcessFixture([program], user="nobody")
+        error = self.assertSetUpFails(UserError, fixture)
+        self.assertEqual("nobody", error.user)
+        self.assertIn("permission denied running %s" % program, str(error))
 
     def test_temp_root_closed_to_the_user(self) -> None:
         self.require_root(True)

@@ -16,11 +16,14 @@ dirs.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import signal
 import sys
 import time
+import typing
 
 TAG_ENV = "FIXTURES_DAEMONS_TAG"
 
@@ -191,6 +194,25 @@ class _Watchdog:
             self.dirs.remove(arg)
         elif verb == "R":  # a dir its owner is done with: remove it now
             shutil.rmtree(arg, ignore_errors=True)
+        elif verb == "C":  # the next instance's copy of a template
+            self.copy(*json.loads(arg))
+
+    def copy(self, template: str, lock: str, spare: str, uid: int, gid: int) -> None:
+        part = spare + ".part"
+        self.dirs.append(spare)
+        self.dirs.append(part)
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # the template is not rebuilt meanwhile
+            _load_copy().copy_tree(template, part, uid, gid)
+            os.rename(part, spare)
+        except OSError:
+            shutil.rmtree(part, ignore_errors=True)
+        finally:
+            os.close(fd)
 
     def clean(self) -> None:
         live = [pid for pid, (started, sig) in self.processes.items() if start_time(pid) == started]
@@ -216,6 +238,23 @@ class _Watchdog:
         kill_tagged(self.token + ":")
         for path in self.dirs:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _load_copy() -> typing.Any:
+    """fixtures_daemons._copy, loaded by path: the watchdog runs without
+    site-packages, so the package itself (which needs fixtures) cannot be
+    imported here."""
+    module = sys.modules.get("fixtures_daemons._copy")
+    if module is None:
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_copy.py")
+        spec = importlib.util.spec_from_file_location("fixtures_daemons._copy", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["fixtures_daemons._copy"] = module
+    return module
 
 
 def main(argv: list[str]) -> int:

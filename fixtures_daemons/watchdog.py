@@ -13,6 +13,7 @@ critical path since nothing waits for it) is paid once.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -85,6 +86,14 @@ class Watchdog:
 
     def forget_dir(self, path: str) -> None:
         self._send("-D " + path)
+
+    def prepare_copy(self, template: str, lock: str, spare: str, uid: int, gid: int) -> None:
+        """Have the watchdog copy ``template`` to ``spare`` (holding the
+        template's ``lock`` shared), owned by ``uid``:``gid`` (-1: as is);
+        see ``templates._Spares``. ``spare`` appears whole, renamed from
+        ``spare.part``, and is removed when the watchdog exits unless
+        claimed by then."""
+        self._send("C %s" % json.dumps([template, lock, spare, uid, gid]))
 
     def discard_dir(self, path: str) -> None:
         """Remove the watched dir ``path``, off the caller's critical path.

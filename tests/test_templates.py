@@ -18,8 +18,10 @@ import psycopg
 
 from fixtures_daemons import PostgresqlFixture, cache_root, clear_cache
 from fixtures_daemons.binaries import find_executable, sibling
+from fixtures_daemons.tempdirs import TMPDIR_ENV
 from fixtures_daemons.templates import CACHE_ENV, TemplateCache, copy_tree
 from fixtures_daemons.users import RunAs
+from fixtures_daemons.waiting import wait_for
 from tests import base, daemon_base
 from tests.daemon_base import IS_ROOT, NOBODY
 
@@ -327,3 +329,61 @@ class TestPostgresqlTemplates(daemon_base.DaemonTestCase):
         self.assertFalse(os.path.lexists(template))
         self.assertEqual([], clear_cache())
         self.assertWorks(pg)  # a running daemon has its own copy
+
+
+#: A test process of its own, with a default temp root of its own (so no
+#: other worker's spares, and no earlier use of the template, interfere):
+#: the first setUp orders no spare, the second does, the third claims it.
+SPARE_CHECKER = """
+import json, os
+from fixtures_daemons import PostgresqlFixture
+from fixtures_daemons.tempdirs import default_temp_root
+from fixtures_daemons.waiting import wait_for
+
+root = default_temp_root()
+
+def spares():
+    return [os.path.join(root, n) for n in os.listdir(root)
+            if n.startswith(".fxd-spare-") and not n.endswith(".part")]
+
+report = {}
+first = PostgresqlFixture(mode="spawn")
+first.setUp()
+report["after_first"] = spares() + [n for n in os.listdir(root) if n.endswith(".part")]
+second = PostgresqlFixture(mode="spawn")
+second.setUp()
+ordered = wait_for(spares, 30)
+report["ordered"] = ordered
+inode = os.stat(ordered[0]).st_ino
+third = PostgresqlFixture(mode="spawn")
+third.setUp()
+report["claimed"] = os.stat(third.data_dir).st_ino == inode and not os.path.exists(ordered[0])
+report["spare_after_third"] = wait_for(spares, 30)
+for fixture in (first, second, third):
+    report.setdefault("answers", []).append(fixture.query("SELECT 1")[0][0])
+    fixture.cleanUp()
+print("REPORT " + json.dumps(report), flush=True)
+input()
+"""
+
+
+class TestSpares(daemon_base.DaemonTestCase):
+    """The watchdog prepares the next instance's copy of a template."""
+
+    def test_spares_are_ordered_claimed_and_removed(self) -> None:
+        root = self.ownTempRoot()
+        env = base.python_env()
+        env[TMPDIR_ENV] = root
+        child = self.spawnPython(SPARE_CHECKER, env=env)
+        assert child.stdout is not None and child.stdin is not None
+        line = self.readLine(base.LineReader(child.stdout), 120, prefix="REPORT ")
+        report = json.loads(line.split(" ", 1)[1])
+        self.assertEqual([], report["after_first"], "a first use orders no spare")
+        self.assertEqual(1, len(report["ordered"]), report)
+        self.assertTrue(report["claimed"], "the third instance runs on the spare")
+        self.assertEqual(1, len(report["spare_after_third"]), report)
+        self.assertEqual(["1", "1", "1"], report["answers"])
+        child.stdin.close()
+        child.wait()
+        # The unclaimed spare goes with the process's watchdog.
+        self.assertTrue(wait_for(lambda: not os.listdir(root), 5), os.listdir(root))

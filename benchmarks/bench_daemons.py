@@ -77,6 +77,7 @@ from fixtures_daemons import DaemonFixture, reserve_port
 from fixtures_daemons.binaries import find_executable, program_version, sibling
 from fixtures_daemons.tempdirs import TMPDIR_ENV, default_temp_root
 from fixtures_daemons.templates import CACHE_ENV
+from fixtures_daemons.waiting import wait_for
 from fixtures_daemons.watchdog import Watchdog
 
 HOST = "127.0.0.1"
@@ -677,7 +678,14 @@ def leftovers(
     # In the run's root only the template cache may remain (the floors'
     # dirs are removed after each daemon, the fixtures' and pifpaf's by
     # their cleanUp).
-    dirs += [os.path.join(root, n) for n in sorted(os.listdir(root)) if n != "cache"]
+    # Spares (the next instance's copy) belong to the watchdog, which removes
+    # them when this process exits; trash is being deleted by it right now.
+    wait_for(lambda: not [n for n in os.listdir(root) if n.endswith(".trash")], 5.0)
+    dirs += [
+        os.path.join(root, n)
+        for n in sorted(os.listdir(root))
+        if n != "cache" and not n.startswith(".fxd-spare-")
+    ]
     if pifpaf_root != root:  # a shared dir: only what we made there counts
         for name in set(os.listdir(pifpaf_root)) - pifpaf_before:
             path = os.path.join(pifpaf_root, name)

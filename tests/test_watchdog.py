@@ -51,30 +51,6 @@ sys.stdin.read()
 """ % {"misbehave": base.MISBEHAVE}
 
 
-class TestKilledRunner(base.TestCase):
-    def test_sigkilled_runner_leaves_nothing(self) -> None:
-        runner = self.spawnPython(RUNNER)
-        assert runner.stdout is not None
-        line = self.readLine(base.LineReader(runner.stdout), 60, prefix="HANDSHAKE ")
-        handshake = json.loads(line.split(" ", 1)[1])
-        processes = [self.handle(pid) for pid in handshake["pids"]]
-        self.assertEqual(4 + 1 + 4, len(processes))
-        watchdog = self.handle(handshake["watchdog"])
-        for process in processes + [watchdog]:
-            self.killOnCleanUp(process)
-        for path in handshake["dirs"]:
-            self.assertTrue(os.path.isdir(path), path)
-            self.addCleanup(shutil.rmtree, path, ignore_errors=True)
-
-        os.kill(runner.pid, signal.SIGKILL)
-        runner.wait()
-        deadline = Deadline(2.0)
-        self.assertGone(*processes, timeout=deadline.remaining())
-        self.assertDirGone(*handshake["dirs"], timeout=deadline.remaining())
-        # Its work done, the watchdog itself exits too.
-        self.assertGone(watchdog, timeout=5)
-
-
 #: The same with real daemons: a PostgreSQL (whose children leave the group
 #: and hide their tag), a PostgreSQL paused with SIGSTOP (it must be continued
 #: to die), a Redis and a memcached; it prints every pid of their trees.
@@ -101,18 +77,21 @@ input()
 """
 
 
-class TestKilledRunnerWithDaemons(base.TestCase):
-    def test_sigkilled_runner_leaves_no_daemon(self) -> None:
-        runner = self.spawnPython(DAEMON_RUNNER)
+class TestKilledRunner(base.TestCase):
+    def killRunner(self, code: str, timeout: float) -> list[psutil.Process]:
+        """Start the runner ``code``, read its handshake, SIGKILL it, and
+        assert that within 2 s its processes and dirs are gone, and then
+        its watchdog too; return the processes it reported."""
+        runner = self.spawnPython(code)
         assert runner.stdout is not None
-        line = self.readLine(base.LineReader(runner.stdout), 120, prefix="HANDSHAKE ")
+        line = self.readLine(base.LineReader(runner.stdout), timeout, prefix="HANDSHAKE ")
         handshake = json.loads(line.split(" ", 1)[1])
         processes = [self.handle(pid) for pid in handshake["pids"]]
-        self.assertGreater(len(processes), 4 + 4)  # PostgreSQL's children too
         watchdog = self.handle(handshake["watchdog"])
         for process in processes + [watchdog]:
             self.killOnCleanUp(process)
         for path in handshake["dirs"]:
+            self.assertTrue(os.path.isdir(path), path)
             self.addCleanup(shutil.rmtree, path, ignore_errors=True)
 
         os.kill(runner.pid, signal.SIGKILL)
@@ -120,7 +99,17 @@ class TestKilledRunnerWithDaemons(base.TestCase):
         deadline = Deadline(2.0)
         self.assertGone(*processes, timeout=deadline.remaining())
         self.assertDirGone(*handshake["dirs"], timeout=deadline.remaining())
+        # Its work done, the watchdog itself exits too.
         self.assertGone(watchdog, timeout=5)
+        return processes
+
+    def test_sigkilled_runner_leaves_nothing(self) -> None:
+        processes = self.killRunner(RUNNER, 60)
+        self.assertEqual(4 + 1 + 4, len(processes))
+
+    def test_sigkilled_runner_leaves_no_daemon(self) -> None:
+        processes = self.killRunner(DAEMON_RUNNER, 120)
+        self.assertGreater(len(processes), 4 + 4)  # PostgreSQL's children too
 
 
 class TestWatchdog(base.TestCase):

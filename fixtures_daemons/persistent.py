@@ -200,12 +200,12 @@ def _hold(spec: dict[str, typing.Any]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
     name = spec.get("name") or ""
-    fixture = registry.daemon_class(spec["daemon"])(**spec["kwargs"])
-    fixture.export_env = False
     # A holder keeps a daemon of its own: it must not attach to the one a
     # *_STATE variable of its starter's environment describes (a second
     # eval in the same shell), which leaves it no process to report.
-    fixture.mode = "spawn"
+    fixture = registry.daemon_class(spec["daemon"])(
+        **dict(spec["kwargs"], export_env=False, mode="spawn")
+    )
     try:
         fixture.setUp()
     except DaemonError as exc:

@@ -303,8 +303,7 @@ class ProcessFixture(Fixture):
                 try:
                     _wait(process, wait)
                 except subprocess.TimeoutExpired:
-                    _reaper.kill_quietly(process.pid, signal.SIGKILL, group=True)
-                    _reaper.kill_quietly(process.pid, signal.SIGKILL)
+                    _reaper.kill_quietly(process.pid, signal.SIGKILL)  # the rest below
                     process.wait()
         finally:
             # Whatever is left of the tree: the group, the snapshot, and

@@ -31,6 +31,7 @@ from fixtures_daemons._fixture import Fixture
 from fixtures_daemons.probes import LogPattern, ProbeContext, Tcp
 from fixtures_daemons.tempdirs import PREFIX
 from fixtures_daemons.waiting import wait_for
+from fixtures_daemons.watchdog import TAG_ENV, Watchdog
 from tests import base
 
 READY = r"^ready$"
@@ -356,6 +357,23 @@ class TestStop(base.TestCase):
         assert temp_dir is not None
         self.assertTrue(os.path.isdir(temp_dir))
         manual.cleanUp()
+        self.assertDirGone(temp_dir)
+
+    def test_without_watchdog(self) -> None:
+        # Not registered with the watchdog (it outlives a killed runner),
+        # but its own cleanUp still stops it and removes its dir.
+        fixture = ProcessFixture(
+            self.program("ready-after", 0), probe=LogPattern(READY), watchdog=False
+        )
+        manual = ManualFixture(self, fixture)
+        process = self.handle(fixture.pid)
+        tag = process.environ()[TAG_ENV]
+        self.assertTrue(tag.startswith("detached:"), tag)
+        self.assertNotIn(Watchdog.get().token, tag)
+        temp_dir = fixture.temp_dir
+        assert temp_dir is not None
+        manual.cleanUp()
+        self.assertGone(process)
         self.assertDirGone(temp_dir)
 
     def test_given_temp_dir_is_kept(self) -> None:

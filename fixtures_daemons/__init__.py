@@ -1,52 +1,76 @@
 """Real, throw-away daemons for test suites, as ``fixtures.Fixture``\\ s."""
 
-from fixtures_daemons import probes
+from fixtures_daemons import namespaces, probes
+from fixtures_daemons.admin import Admin
+from fixtures_daemons.binaries import Executable
 from fixtures_daemons.daemon import DaemonFixture
 from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResource
 from fixtures_daemons.daemons.mysql import MysqlFixture, MysqlResource
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture, PostgresqlResource
 from fixtures_daemons.daemons.redis import RedisFixture, RedisResource
-from fixtures_daemons.databases import DatabaseDaemonFixture
+from fixtures_daemons.databases import DatabaseDaemonFixture, SqlAdmin
+from fixtures_daemons.endpoint import Endpoint
 from fixtures_daemons.errors import (
+    AttachError,
     CommandFailed,
     DaemonError,
     DaemonExited,
+    DefinitionError,
     ExecutableNotFound,
+    MisuseError,
+    NotOwnedError,
     PortUnavailable,
     StartupTimeout,
+    StateError,
     TempDirError,
     UserError,
 )
+from fixtures_daemons.namespaces import Database, DatabaseNumber, KeyPrefix, Namespace, WholeDaemon
 from fixtures_daemons.ports import PortFixture, PortReservation, reserve_port
 from fixtures_daemons.process import ProcessFixture
 from fixtures_daemons.resources import DaemonResource, optimise_module, optimise_package
 from fixtures_daemons.templates import cache_root, clear_cache
 
 __all__ = [
+    "Admin",
+    "AttachError",
     "CommandFailed",
     "DaemonError",
+    "DaemonExited",
     "DaemonFixture",
     "DaemonResource",
+    "Database",
     "DatabaseDaemonFixture",
+    "DatabaseNumber",
+    "DefinitionError",
+    "Endpoint",
+    "Executable",
+    "ExecutableNotFound",
+    "KeyPrefix",
     "MemcachedFixture",
     "MemcachedResource",
+    "MisuseError",
     "MysqlFixture",
     "MysqlResource",
-    "PostgresqlFixture",
-    "PostgresqlResource",
-    "RedisFixture",
-    "RedisResource",
-    "cache_root",
-    "clear_cache",
-    "DaemonExited",
-    "ExecutableNotFound",
+    "Namespace",
+    "NotOwnedError",
     "PortFixture",
     "PortReservation",
     "PortUnavailable",
+    "PostgresqlFixture",
+    "PostgresqlResource",
     "ProcessFixture",
+    "RedisFixture",
+    "RedisResource",
+    "SqlAdmin",
     "StartupTimeout",
+    "StateError",
     "TempDirError",
     "UserError",
+    "WholeDaemon",
+    "cache_root",
+    "clear_cache",
+    "namespaces",
     "optimise_module",
     "optimise_package",
     "probes",

@@ -21,6 +21,8 @@ import typing
 import fixtures
 from testtools import content
 
+from fixtures_daemons.errors import MisuseError
+
 __all__ = ["Fixture"]
 
 _F = typing.TypeVar("_F", bound=fixtures.Fixture)
@@ -36,13 +38,29 @@ def _materialise(detail: content.Content) -> content.Content:
 
 
 class Fixture(fixtures.Fixture):
-    """A ``fixtures.Fixture`` whose setUp raises the underlying error."""
+    """A ``fixtures.Fixture`` whose setUp raises the underlying error.
+
+    setUp on a fixture that is set up raises
+    :class:`~fixtures_daemons.MisuseError` (``fixtures`` would forget the
+    first setUp's cleanups, and its daemon would outlive cleanUp); cleanUp
+    on a fixture that is not set up, or twice, does nothing.
+    """
+
+    _is_set_up = False
 
     def setUp(self) -> None:
+        if self._is_set_up:
+            raise MisuseError(
+                "",
+                "%s.setUp()" % type(self).__name__,
+                "the fixture is set up already; call cleanUp() before setting it up again",
+            )
         self._clear_cleanups()
+        self._is_set_up = True
         try:
             self._setUp()
         except BaseException:
+            self._is_set_up = False
             try:
                 details: dict[str, typing.Any] = {
                     name: _materialise(value) for name, value in self.getDetails().items()
@@ -58,6 +76,13 @@ class Fixture(fixtures.Fixture):
                 text = "".join("".join(traceback.format_exception(*err)) for err in errors)
                 self.addDetail("cleanup-errors", content.text_content(text))
             raise
+
+    def cleanUp(self, raise_first: bool = True) -> list[typing.Any] | None:
+        self._is_set_up = False
+        if getattr(self, "_cleanups", None) is None:
+            return None  # never set up, or cleaned up already
+        result: list[typing.Any] | None = super().cleanUp(raise_first)
+        return result
 
     def useFixture(self, fixture: _F) -> _F:
         """As ``fixtures.Fixture.useFixture``, but a failed child's details

@@ -38,6 +38,8 @@ class Connection:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._buffer = b""
+        #: What the server reported at startup (server_version, ...).
+        self.parameters: dict[str, str] = {}
 
     def _read(self, n: int) -> bytes:
         while len(self._buffer) < n:
@@ -66,6 +68,9 @@ class Connection:
                             "only trust authentication is" % code
                         }
                     )
+            elif kind == b"S":
+                key, value, _ = body.split(b"\0", 2)
+                self.parameters[key.decode()] = value.decode("utf-8", "replace")
             elif kind == b"E":
                 raise PgError(_parse_error(body))
             elif kind == b"Z":

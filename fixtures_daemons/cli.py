@@ -21,7 +21,9 @@ import typing
 from fixtures_daemons import options, persistent, registry
 from fixtures_daemons.binaries import find_executable, program_version
 from fixtures_daemons.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
+from fixtures_daemons.endpoint import Endpoint
 from fixtures_daemons.errors import DaemonError
+from fixtures_daemons.origins import state_value
 from fixtures_daemons.templates import clear_cache
 
 if typing.TYPE_CHECKING:
@@ -147,17 +149,19 @@ class _Env:
         )
         self.daemon = daemon
 
-    def variables(self, fixture: DaemonFixture, pid: int) -> dict[str, str]:
-        """Everything the command or the shell gets: the daemon's variables
-        in both namings (ours and pifpaf's), raw ones like PGHOST, the pid,
-        and the accumulated URLs."""
-        env = fixture.exports(self.prefix, "pifpaf")
-        env.update(fixture.exports(self.prefix, self.style))
+    def variables(self, fixture: DaemonFixture, endpoint: Endpoint, pid: int) -> dict[str, str]:
+        """Everything the command or the shell gets: the variables of the
+        daemon's ``endpoint`` in both namings (ours and pifpaf's), raw ones
+        like PGHOST, the state variable that fixtures attach through, the
+        pid, and the accumulated URLs."""
+        env = fixture.exports_for(endpoint, self.prefix, "pifpaf")
+        env.update(fixture.exports_for(endpoint, self.prefix, self.style))
         # Fixtures in the command attach to this daemon through this variable,
         # whatever prefix the command's own configuration reads.
-        state = fixture.state_variable(DEFAULT_ENV_PREFIX)
-        env[state] = fixture.exports(DEFAULT_ENV_PREFIX)[state]
-        url = env[self.prefix + "_URL"]
+        state = state_value(fixture.daemon_name, endpoint)
+        for prefix in {self.prefix, DEFAULT_ENV_PREFIX}:
+            env[fixture.state_variable(prefix)] = state
+        url = env.get(self.prefix + "_URL") or endpoint.display
         env[self.prefix + "_PID"] = str(pid)
         env[self.prefix + "_DAEMON"] = self.daemon
         current = os.environ.get(self.urls_var)
@@ -174,14 +178,6 @@ def _fixture(ns: argparse.Namespace) -> tuple[type[DaemonFixture], dict[str, typ
     return cls, kwargs
 
 
-def _attached(
-    name: str, kwargs: dict[str, typing.Any], state: dict[str, typing.Any]
-) -> DaemonFixture:
-    fixture = registry.daemon_class(name)(**kwargs)
-    fixture.restore_state(state)
-    return fixture
-
-
 def _print_exports(env: dict[str, str]) -> None:
     for key, value in env.items():
         print("export %s=%s;" % (key, shlex.quote(value)))
@@ -194,7 +190,7 @@ def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
     cls, kwargs = _fixture(ns)
     naming = _Env(ns, ns.daemon)
     if not command:
-        return _eval_mode(ns, naming, kwargs)
+        return _eval_mode(ns, naming, cls, kwargs)
     caught: list[int] = []
     child: subprocess.Popen[bytes] | None = None
     left: list[psutil.Process] = []  # what the command had started when signalled
@@ -214,7 +210,7 @@ def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
         if caught:
             return 128 + caught[0]
         env = dict(os.environ)
-        env.update(naming.variables(fixture, os.getpid()))
+        env.update(naming.variables(fixture, fixture.server_endpoint, os.getpid()))
         try:
             child = subprocess.Popen(command, env=env)
         except FileNotFoundError:
@@ -281,10 +277,14 @@ def _stop_leftovers(processes: list[psutil.Process], timeout: float = 5.0) -> No
             pass
 
 
-def _eval_mode(ns: argparse.Namespace, naming: _Env, kwargs: dict[str, typing.Any]) -> int:
-    record = persistent.spawn_holder(ns.daemon, kwargs)
-    fixture = _attached(ns.daemon, kwargs, record.state)
-    env = naming.variables(fixture, record.holder_pid)
+def _eval_mode(
+    ns: argparse.Namespace,
+    naming: _Env,
+    cls: type[DaemonFixture],
+    kwargs: dict[str, typing.Any],
+) -> int:
+    record = persistent.spawn_holder(cls, kwargs)
+    env = naming.variables(cls(**kwargs), record.endpoint, record.holder_pid)
     if naming.prefix != "PIFPAF":
         env["PIFPAF_PID"] = str(record.holder_pid)  # pifpaf sets it whatever the prefix
     _print_exports(env)
@@ -313,7 +313,12 @@ def _eval_mode(ns: argparse.Namespace, naming: _Env, kwargs: dict[str, typing.An
 def cmd_list(ns: argparse.Namespace) -> int:
     rows = []
     for name in registry.daemon_names():
-        cls = registry.daemon_class(name)
+        try:
+            cls = registry.daemon_class(name)
+        except registry.BrokenDaemon as exc:
+            # One broken third-party package must not hide the others.
+            rows.append((name, "broken", exc.entry_point, exc.error))
+            continue
         spec = cls.executable
         try:
             path = find_executable(spec, None, name)
@@ -342,15 +347,15 @@ def cmd_start(ns: argparse.Namespace) -> int:
     if existing is not None and persistent.alive(existing):
         _complain(
             "a daemon named %r is already running (%s, pid %d); stop it first"
-            % (ns.name, existing.url, existing.daemon_pid)
+            % (ns.name, existing.url, existing.endpoint.pid)
         )
         return EXIT_ERROR
     if existing is not None:
         persistent.stop_holder(existing.holder_pid, existing.holder_start)
         existing.remove()
-    _, kwargs = _fixture(ns)
-    record = persistent.spawn_holder(ns.daemon, kwargs, ns.name)
-    print("%s: %s started, pid %d, %s" % (ns.name, ns.daemon, record.daemon_pid, record.url))
+    cls, kwargs = _fixture(ns)
+    record = persistent.spawn_holder(cls, kwargs, ns.name)
+    print("%s: %s started, pid %d, %s" % (ns.name, ns.daemon, record.endpoint.pid, record.url))
     return 0
 
 
@@ -363,7 +368,7 @@ def cmd_status(ns: argparse.Namespace) -> int:
         state = "alive" if persistent.alive(record) else "dead"
         print(
             "%s\t%s\t%s\tpid %d\t%s\t%s"
-            % (record.name, record.daemon, state, record.daemon_pid, record.url, record.log_path)
+            % (record.name, record.daemon, state, record.endpoint.pid, record.url, record.log_path)
         )
     return 0
 
@@ -377,8 +382,8 @@ def cmd_env(ns: argparse.Namespace) -> int:
         _complain("the daemon named %r is not running any more" % ns.name)
         return EXIT_ERROR
     naming = _Env(ns, record.daemon)
-    fixture = _attached(record.daemon, record.kwargs, record.state)
-    _print_exports(naming.variables(fixture, record.holder_pid))
+    fixture = persistent.load_class(record.cls)(**record.arguments)
+    _print_exports(naming.variables(fixture, record.endpoint, record.holder_pid))
     return 0
 
 

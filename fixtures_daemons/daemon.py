@@ -1,33 +1,46 @@
 """DaemonFixture: the base every daemon is built on.
 
-A daemon module is mostly declarations: which program (:attr:`executable`),
-whether it refuses root, which signals stop it, its command line
-(:meth:`_command`), its readiness probe (:meth:`_probe`), its URL and the
-variables it exports. Everything else lives here, once:
+A daemon module is declarations and a few small hooks: its name, its
+program (:attr:`~DaemonFixture.executable`), its named ports, whether it
+refuses root, its stop and restart signals, the kind of namespace an
+attached fixture gets, its admin class; then :meth:`~DaemonFixture.command_line`,
+:meth:`~DaemonFixture.probe` and, where needed,
+:meth:`~DaemonFixture.prepare`, :meth:`~DaemonFixture.process_environment`,
+:meth:`~DaemonFixture.server_settings`, :meth:`~DaemonFixture.build_endpoint`
+and :meth:`~DaemonFixture.extra_exports`. Everything else lives here, once.
 
-setUp: find the program -> private temp dir (memory-backed when there is
-room, 0700, owned by the daemon's user) -> reserve ports -> prepare
-(:meth:`_prepare`: copy the initialised template, write config) -> spawn and
-wait (:class:`~fixtures_daemons.ProcessFixture`, its log attached as a
-detail before the wait) -> :meth:`_started` -> export env. Each step
-registers its undo right after it succeeds, so a failure half-way undoes
-exactly what was done, and cleanUp runs the same steps backwards.
+setUp asks the *origin* (:mod:`fixtures_daemons.origins`) for the whole
+daemon's :class:`~fixtures_daemons.Endpoint`: spawned here (find the
+program -> private temp dir -> reserve the ports -> prepare -> spawn and
+wait -> started), attached to one exported from outside the test, or a
+named daemon. It then enters its *namespace*
+(:mod:`fixtures_daemons.namespaces`), which narrows the endpoint, and
+exports the variables derived from that endpoint. Each step registers its
+undo right after it succeeds, so a failure half-way undoes exactly what
+was done, and cleanUp runs the same steps backwards.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import difflib
+import inspect
 import os
 import signal
 import subprocess
+import types
 import typing
 
 import fixtures
 
+from fixtures_daemons import _reaper
+from fixtures_daemons import namespaces as _namespaces
 from fixtures_daemons._fixture import Fixture
+from fixtures_daemons.admin import Admin
 from fixtures_daemons.binaries import Executable, find_executable, program_version
-from fixtures_daemons.errors import CommandFailed, DaemonError
+from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.errors import CommandFailed, DefinitionError, MisuseError, NotOwnedError
+from fixtures_daemons.origins import Attached, Named, Origin, Spawned, state_value
 from fixtures_daemons.ports import PortFixture
 from fixtures_daemons.probes import Probe
 from fixtures_daemons.process import ProcessFixture
@@ -35,29 +48,73 @@ from fixtures_daemons.tempdirs import PrivateDirFixture
 from fixtures_daemons.templates import TemplateCache
 from fixtures_daemons.users import RunAs, default_daemon_user, resolve_user
 
-__all__ = ["DaemonFixture", "DEFAULT_ENV_PREFIX"]
+__all__ = ["DaemonFixture", "DEFAULT_ENV_PREFIX", "MODES"]
 
 DEFAULT_ENV_PREFIX = "FIXTURES_DAEMONS"
+MODES = ("auto", "spawn", "attach")
+
+_T = typing.TypeVar("_T")
+
+#: The hooks a daemon must write, and what each is for (the error says so).
+_REQUIRED_HOOKS = {
+    "command_line": "the daemon's argv, from its settings and ports",
+    "probe": "how to tell that it answers (a fixtures_daemons.probes.Probe)",
+}
 
 
-class DaemonFixture(Fixture):
+def _keyword_parameters(cls: type) -> list[inspect.Parameter]:
+    """The keyword-only parameters of ``cls``'s ``__init__`` and its
+    bases', the class's own first: the real signature of a daemon whose
+    ``__init__`` passes ``**kwargs`` on to its base."""
+    found: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for param in inspect.signature(init).parameters.values():
+            if param.kind is param.KEYWORD_ONLY and param.name not in found:
+                found[param.name] = param
+    return list(found.values())
+
+
+class _DaemonType(type):
+    """Checks the keyword arguments of a daemon against its real signature
+    before ``__init__`` runs, so a misspelt one is named with the closest
+    parameter and the class it was given to, and keeps them (the holder of
+    a named daemon starts it again with them)."""
+
+    def __call__(cls: type[_T], *args: typing.Any, **kwargs: typing.Any) -> _T:
+        typing.cast(typing.Any, cls).check_arguments(*args, **kwargs)
+        instance = super().__call__(**kwargs)  # type: ignore[misc]
+        instance.arguments = types.MappingProxyType(dict(kwargs))
+        return typing.cast(_T, instance)
+
+
+class DaemonFixture(Fixture, metaclass=_DaemonType):
     """A real daemon, from setUp until cleanUp, in a private temp dir.
 
     Parameters every daemon accepts (keyword only):
 
     :param mode: ``auto`` (the default): attach to the daemon described by
         ``$<PREFIX>_<DAEMON>_STATE`` when it is set (by ``fixtures-daemons
-        run`` or an enclosing fixture), else spawn one; ``spawn``: always
-        start a new daemon; ``attach``: never start one. An attached fixture
-        gets its own isolated namespace (a database, a database number, a key
-        prefix), made on setUp and removed on cleanUp.
+        run``, a testresources resource, or a fixture made with
+        ``share=True``) and the daemon has namespaces, else start one;
+        ``spawn``: always start a new daemon; ``attach``: never start one.
+        An attached fixture gets its own isolated namespace (a database, a
+        database number, a key prefix), made on setUp and removed on
+        cleanUp.
     :param reuse: a name: attach to the daemon started under that name
         (``fixtures-daemons start --name``, or an earlier ``reuse=``) when it
         is alive and answers, else start it detached under that name. It
         outlives the test run; ``fixtures-daemons stop NAME`` stops it.
+        The fixture gets a namespace in it, as an attached one does.
+    :param share: export ``$<PREFIX>_<DAEMON>_STATE`` too, so that fixtures
+        in ``auto`` mode set up meanwhile (in this process or in the
+        processes it starts) attach to this daemon instead of starting
+        their own. Off by default: two fixtures in one test get two daemons.
     :param host: the address it listens on; loopback only by default.
-    :param port: pin the port (the default reserves a free one); a port in
-        use by another program fails with
+    :param port: pin the (main) port (the default reserves a free one); a
+        port in use by another program fails with
         :class:`~fixtures_daemons.PortUnavailable`.
     :param timeout: seconds to wait for the daemon to answer.
     :param os_user: run the daemon as this user (needs root). By default a
@@ -74,17 +131,22 @@ class DaemonFixture(Fixture):
     :param settings: daemon settings added to or overriding ours.
     :param args: extra command-line arguments for the daemon.
 
-    Attributes once set up: ``url``, ``host``, ``port``, ``env`` (the
-    exported variables), ``temp_dir``, ``binary``, ``process`` (the
-    :class:`~fixtures_daemons.ProcessFixture`), ``log_path``.
+    Attributes once set up: ``endpoint`` (the
+    :class:`~fixtures_daemons.Endpoint`, narrowed to this fixture's
+    namespace), ``url``, ``host``, ``port``, ``ports``, ``env`` (the
+    exported variables), ``temp_dir``, ``log_path``, ``attached``; when the
+    fixture started the daemon, ``binary`` and ``process`` (the
+    :class:`~fixtures_daemons.ProcessFixture`).
     """
 
-    _init_kwargs: dict[str, typing.Any]
+    # -- declarations --------------------------------------------------------
 
     #: The daemon's name: CLI name, temp dir prefix, variable names.
     daemon_name: str = ""
     #: Where its program is.
     executable: Executable
+    #: The names of the TCP ports reserved for it, the main one first.
+    port_names: typing.ClassVar[tuple[str, ...]] = ("main",)
     #: When True and we are root, it runs as an unprivileged user.
     refuses_root: typing.ClassVar[bool] = False
     #: How cleanUp stops it: its data is thrown away, so the fastest way.
@@ -93,19 +155,61 @@ class DaemonFixture(Fixture):
     restart_signal: typing.ClassVar[int] = signal.SIGTERM
     stop_timeout: typing.ClassVar[float] = 10.0
     default_timeout: typing.ClassVar[float] = 60.0
+    #: The URL scheme of its endpoint ("" for a daemon without a URL).
+    scheme: typing.ClassVar[str] = ""
+    #: What an attached fixture owns inside the daemon; None: the daemon
+    #: has no namespaces, and ``auto`` mode never attaches to it.
+    namespace: typing.ClassVar[type[_namespaces.Namespace] | None] = None
+    #: Its administration (see :mod:`fixtures_daemons.admin`).
+    admin_class: typing.ClassVar[type[Admin]] = Admin
 
-    def __new__(cls, *args: typing.Any, **kwargs: typing.Any) -> DaemonFixture:
-        # Remember the arguments, so the same daemon can be started by a
-        # holder process (``reuse=``).
-        instance = super().__new__(cls)
-        instance._init_kwargs = dict(kwargs)
-        return instance
+    #: The keyword arguments the fixture was made with.
+    arguments: typing.Mapping[str, typing.Any]
+
+    def __init_subclass__(cls, **kwargs: typing.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        setattr(cls, "__signature__", inspect.Signature(_keyword_parameters(cls)))  # noqa: B010
+        if cls.__dict__.get("daemon_name"):  # a daemon, not an abstract base
+            cls._check_definition()
+
+    @classmethod
+    def _check_definition(cls) -> None:
+        """A daemon class that lacks a hook fails when it is defined, with
+        the hook's name and what it is for."""
+        for hook, purpose in _REQUIRED_HOOKS.items():
+            if getattr(cls, hook) is getattr(DaemonFixture, hook):
+                raise DefinitionError(cls.__name__, "%s()" % hook, purpose)
+        if not isinstance(getattr(cls, "executable", None), Executable):
+            raise DefinitionError(
+                cls.__name__,
+                "executable",
+                "a fixtures_daemons.Executable that says where its program is",
+            )
+
+    @classmethod
+    def check_arguments(cls, *args: typing.Any, **kwargs: typing.Any) -> None:
+        """Raise TypeError, naming the class and the closest parameter, for
+        arguments its constructor does not take (a testresources resource
+        checks its arguments when it is built, not in every test)."""
+        if args:
+            raise TypeError(
+                "%s() takes keyword arguments only (got %d positional)" % (cls.__name__, len(args))
+            )
+        known = list(inspect.signature(cls).parameters)
+        for name in kwargs:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = "; did you mean %r?" % close[0] if close else ""
+                raise TypeError(
+                    "%s() got an unexpected keyword argument %r%s" % (cls.__name__, name, hint)
+                )
 
     def __init__(
         self,
         *,
         mode: str = "auto",
         reuse: str | None = None,
+        share: bool = False,
         host: str = "127.0.0.1",
         port: int | None = None,
         timeout: float | None = None,
@@ -119,12 +223,12 @@ class DaemonFixture(Fixture):
         args: typing.Sequence[str] = (),
     ) -> None:
         super().__init__()
-        if mode not in ("auto", "spawn", "attach"):
+        if mode not in MODES:
             raise ValueError("mode must be auto, spawn or attach, not %r" % (mode,))
         self.mode = mode
-        self.attached = False
         self.reuse = reuse
-        self.host = host
+        self.share = share
+        self.requested_host = host
         self.requested_port = port
         self.timeout = self.default_timeout if timeout is None else timeout
         self.os_user = os_user
@@ -135,52 +239,105 @@ class DaemonFixture(Fixture):
         self.durable = durable
         self.extra_settings = dict(settings or {})
         self.extra_args = list(args)
+        self._clear_state()
+
+    def _clear_state(self) -> None:
+        """What a setUp makes, forgotten: the fixture can be set up again."""
         self.env: dict[str, str] = {}
         self.run_as: RunAs | None = None
         self.process: ProcessFixture | None = None
+        self.origin: Origin | None = None
+        self.ports: dict[str, int] = {}
+        self.temp_dir = ""
+        self.log_path = ""
+        self.binary = ""
+        self._server: Endpoint | None = None
+        self._endpoint: Endpoint | None = None
+        self._namespace: _namespaces.Namespace | None = None
+        self._admin: Admin | None = None
 
-    # -- declarations and hooks for subclasses ---------------------------
+    # -- hooks a daemon writes -----------------------------------------------
 
-    def _command(self) -> list[str]:
-        """The daemon's argv."""
-        raise NotImplementedError
+    def command_line(self) -> list[str]:
+        """The daemon's argv (required). Called once its temp dir and ports
+        exist: use :attr:`binary`, :attr:`port`, :attr:`ports`,
+        :meth:`path` and :meth:`settings`."""
+        raise DefinitionError(
+            type(self).__name__, "command_line()", _REQUIRED_HOOKS["command_line"]
+        )
 
-    def _probe(self) -> Probe:
-        """How to tell that it answers."""
-        raise NotImplementedError
+    def probe(self) -> Probe:
+        """How to tell that it answers (required); often ``Callable(
+        self.admin.answers)``, or a log line."""
+        raise DefinitionError(type(self).__name__, "probe()", _REQUIRED_HOOKS["probe"])
 
-    def _prepare(self) -> None:
-        """Before the spawn: initialise data, write config files."""
+    def prepare(self) -> None:
+        """Before the spawn: copy an initialised data dir from the template
+        cache (:meth:`from_template`), write config files."""
 
-    def _started(self) -> None:
-        """After it answers: create the database, and the like."""
+    def started(self) -> None:
+        """After it answers, before the namespace is entered."""
 
-    def _settings(self) -> dict[str, str]:
-        """The daemon's settings (test-speed ones unless ``durable``);
+    def process_environment(self) -> dict[str, str | None]:
+        """Variables set (or, with None, removed) in the daemon's process
+        environment."""
+        return {}
+
+    def needed_ports(self) -> typing.Sequence[str]:
+        """The names of the ports to reserve: :attr:`port_names`, unless a
+        daemon's parameters turn one off (an optional admin port)."""
+        return self.port_names
+
+    def server_settings(self) -> dict[str, str]:
+        """The daemon's own settings (test-speed ones unless ``durable``);
         :meth:`settings` merges the user's on top."""
         return {}
 
-    def _extra_exports(self) -> dict[str, str]:
-        """Daemon-specific variables, beside URL, HOST and PORT."""
+    def build_endpoint(self) -> Endpoint:
+        """The endpoint of the daemon this fixture spawned; the default has
+        the scheme, host, ports and temp dir. Extend it with
+        ``super().build_endpoint().replace(...)``."""
+        return Endpoint(
+            scheme=self.scheme, host=self.requested_host, ports=self.ports, directory=self.temp_dir
+        )
+
+    def owned_namespace(self) -> _namespaces.Namespace:
+        """What a fixture that started the daemon owns: all of it."""
+        return _namespaces.WholeDaemon(self)
+
+    def attached_namespace(self) -> _namespaces.Namespace:
+        """What a fixture that shares the daemon owns: a new
+        :attr:`namespace` (a random database, a free number, ...)."""
+        if self.namespace is None:
+            raise DefinitionError(type(self).__name__, "namespace", "a namespace class")
+        return self.namespace(self)
+
+    def template_database(self) -> str | None:
+        """The template a new :class:`~fixtures_daemons.namespaces.Database`
+        is copied from (None: an empty one)."""
+        return None
+
+    def make_admin(self, endpoint: Endpoint) -> Admin:
+        """The daemon's admin for ``endpoint`` (the whole daemon's)."""
+        return self.admin_class(endpoint, self.daemon_name, self.timeout)
+
+    def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
+        """Daemon-specific variables (``SOCKET_DIR``), beside those every
+        endpoint gives; names without the prefix."""
         return {}
 
-    def _enter_namespace(self) -> None:
-        """When attached: make this fixture's isolated namespace (and
-        register its removal). Without one, attached fixtures share the
-        daemon's whole data."""
+    def pifpaf_url(self, endpoint: Endpoint) -> str:
+        """The URL in the form pifpaf's driver exports."""
+        return endpoint.url
 
-    @property
-    def url(self) -> str:
-        raise NotImplementedError
+    def pifpaf_raw_exports(self, endpoint: Endpoint) -> dict[str, str]:
+        """Variables pifpaf's driver exports without prefix (PGHOST, ...)."""
+        return {}
 
-    def reset(self) -> None:
-        """Make the daemon look fresh without restarting it."""
-        raise NotImplementedError("%s cannot reset" % type(self).__name__)
-
-    # -- helpers for subclasses ------------------------------------------
+    # -- helpers for the hooks ------------------------------------------------
 
     def settings(self) -> dict[str, str]:
-        merged = self._settings()
+        merged = self.server_settings()
         merged.update(self.extra_settings)
         return merged
 
@@ -228,123 +385,211 @@ class DaemonFixture(Fixture):
             raise CommandFailed(what or self.daemon_name, command, result.returncode, output)
         return output
 
-    # -- the lifecycle ---------------------------------------------------
+    # -- what a set-up fixture is ----------------------------------------------
+
+    def _not_set_up(self, call: str) -> typing.NoReturn:
+        raise MisuseError(
+            self.daemon_name,
+            "%s.%s" % (type(self).__name__, call),
+            "the fixture is not set up: use it with useFixture(), or call setUp() first",
+        )
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """How a client reaches what this fixture owns."""
+        if self._endpoint is None:
+            self._not_set_up("endpoint")
+        return self._endpoint
+
+    @property
+    def server_endpoint(self) -> Endpoint:
+        """The whole daemon's endpoint (not narrowed to a namespace)."""
+        if self._server is None:
+            self._not_set_up("server_endpoint")
+        return self._server
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+    @property
+    def host(self) -> str:
+        return self._endpoint.host if self._endpoint is not None else self.requested_host
+
+    @property
+    def port(self) -> int:
+        """The main port (reserved ones while the daemon is being spawned)."""
+        if self._endpoint is not None and self._endpoint.port is not None:
+            return self._endpoint.port
+        if self.ports:
+            return next(iter(self.ports.values()))
+        self._not_set_up("port")
+
+    @property
+    def admin(self) -> Admin:
+        """The daemon's admin (see :mod:`fixtures_daemons.admin`)."""
+        if self._admin is None:
+            if self._server is not None:
+                self._admin = self.make_admin(self._server)
+            elif self.ports or self.temp_dir:  # being spawned: the probe uses it
+                return self.make_admin(self.build_endpoint())
+            else:
+                self._not_set_up("admin")
+        return self._admin
+
+    @property
+    def attached(self) -> bool:
+        """True when this fixture did not start its daemon."""
+        return self.origin is not None and not isinstance(self.origin, Spawned)
+
+    def narrow(self, **changes: typing.Any) -> None:
+        """Narrow this fixture's endpoint (a namespace that changed)."""
+        self._endpoint = self.endpoint.replace(**changes)
+
+    # -- the lifecycle ---------------------------------------------------------
+
+    def state_variable(self, prefix: str | None = None) -> str:
+        """The variable that tells fixtures how to attach to this daemon."""
+        prefix = self.env_prefix if prefix is None else prefix
+        return "%s_%s_STATE" % (prefix, self.daemon_name.upper())
+
+    def _choose_origin(self) -> Origin:
+        if self.reuse:
+            return Named(self.reuse)
+        variable = self.state_variable()
+        state = os.environ.get(variable)
+        if self.mode == "attach":
+            if not state:
+                raise MisuseError(
+                    self.daemon_name,
+                    "mode='attach'",
+                    "%s is not set: run the tests under `fixtures-daemons run %s -- ...`, "
+                    "share a daemon with share=True, or use mode='auto'"
+                    % (variable, self.daemon_name),
+                )
+            return Attached(variable, state)
+        if self.mode == "auto" and state and self.namespace is not None:
+            return Attached(variable, state)
+        return Spawned()
 
     def _setUp(self) -> None:
-        state = os.environ.get(self.state_variable())
-        if self.reuse:
-            self._attach_named(self.reuse)
-        elif self.mode == "attach" or (self.mode == "auto" and state):
-            if not state:
-                raise DaemonError(
-                    self.daemon_name,
-                    "mode='attach' but %s is not set: run the tests under "
-                    "`fixtures-daemons run %s -- ...`, or use mode='auto'"
-                    % (self.state_variable(), type(self).daemon_name),
-                )
-            self.restore_state(json.loads(state))
-            self.attached = True
-            self._enter_namespace()
+        self._clear_state()
+        self.origin = origin = self._choose_origin()
+        self._server = origin.acquire(self)
+        self.temp_dir = self.temp_dir or self._server.directory
+        if isinstance(origin, Spawned):
+            self._namespace = self.owned_namespace()
+        elif self.namespace is not None:
+            self._namespace = self.attached_namespace()
         else:
-            self._spawn()
+            self._namespace = _namespaces.WholeDaemon(self, shared=isinstance(origin, Attached))
+        self._endpoint = self._namespace.enter(self._server)
         self.env = self.exports()
         if self.export_env:
             for key, value in self.env.items():
                 self.useFixture(fixtures.EnvironmentVariable(key, value))
 
-    def _spawn(self) -> None:
+    def spawn(self) -> Endpoint:
+        """Start the daemon here (the :class:`~fixtures_daemons.origins.Spawned`
+        origin); return its endpoint."""
         name = self.daemon_name
         self.binary = find_executable(self.executable, self.requested_binary, name)
         wanted = self.os_user or (default_daemon_user() if self.refuses_root else None)
         self.run_as = resolve_user(wanted, name)
         self.temp_dir = self.useFixture(PrivateDirFixture(name, self.temp_root, self.run_as)).path
-        self.port = self.useFixture(PortFixture(self.host, self.requested_port, name)).port
-        self._prepare()
+        for index, port_name in enumerate(self.needed_ports()):
+            pinned = self.requested_port if index == 0 else None
+            reservation = PortFixture(self.requested_host, pinned, "%s %s port" % (name, port_name))
+            self.ports[port_name] = self.useFixture(reservation).port
+        self.prepare()
         self.process = process = self.useFixture(
             ProcessFixture(
-                self._command() + self.extra_args,
-                probe=self._probe(),
+                self.command_line() + self.extra_args,
+                probe=self.probe(),
                 timeout=self.timeout,
                 stop_signal=self.stop_signal,
                 stop_timeout=self.stop_timeout,
                 user=self.run_as.uid if self.run_as else None,
+                env=self.process_environment(),
                 name=name,
                 temp_dir=self.temp_dir,
             )
         )
         self.log_path = process.log_path
-        self._started()
+        self._server = self._with_pid(self.build_endpoint())
+        self.started()
+        return self._server
 
-    _STATE_TYPES = (str, int, float, bool, type(None))
-    #: What an attaching fixture keeps of its own, whatever the daemon's is.
-    _NOT_STATE = frozenset(
-        ("env_prefix", "export_env", "reuse", "mode", "attached", "template", "timeout")
-    )
+    def _with_pid(self, endpoint: Endpoint) -> Endpoint:
+        pid = self.process.pid if self.process is not None else None
+        return endpoint.replace(pid=pid or 0, pid_start=_reaper.start_time(pid) if pid else "")
 
-    def attach_state(self) -> dict[str, typing.Any]:
-        """The simple attributes (port, paths, names) that another process
-        needs to talk to this daemon as this fixture does."""
-        return {
-            key: value
-            for key, value in vars(self).items()
-            if not key.startswith("_")
-            and key not in self._NOT_STATE
-            and isinstance(value, self._STATE_TYPES)
-        }
-
-    def _attach_named(self, name: str) -> None:
-        from fixtures_daemons import persistent
-
-        kwargs = {k: v for k, v in self._init_kwargs.items() if k != "reuse"}
-        record = persistent.ensure(name, type(self).daemon_name, kwargs)
-        self.restore_state(record.state)
-
-    def restore_state(self, state: typing.Mapping[str, typing.Any]) -> None:
-        """Point this (not set up) fixture at a daemon described by another
-        fixture's :meth:`attach_state`, without owning it."""
-        for key, value in state.items():
-            if key not in self._NOT_STATE:
-                setattr(self, key, value)
-        self.process = None
-
-    def state_variable(self, prefix: str | None = None) -> str:
-        """The variable that tells fixtures how to attach to this daemon."""
-        prefix = self.env_prefix if prefix is None else prefix
-        return "%s_%s_STATE" % (prefix, type(self).daemon_name.upper())
+    # -- what it exports -------------------------------------------------------
 
     def exports(self, prefix: str | None = None, style: str = "native") -> dict[str, str]:
-        """The variables this daemon exports, under ``prefix``.
+        """The variables this fixture exports, under ``prefix``: those of
+        its endpoint, and the state variable when it shares its daemon.
 
         ``style="pifpaf"`` adds pifpaf's variables and uses its URL format
         where the names are the same, so that a pifpaf user switching to
         fixtures-daemons gets the environment it had.
         """
         prefix = self.env_prefix if prefix is None else prefix
-        own = "%s_%s_" % (prefix, self.daemon_name.upper())
-        env = {own + "URL": self.url, own + "HOST": self.host, own + "PORT": str(self.port)}
-        env.update({own + key: value for key, value in self._extra_exports().items()})
-        env[prefix + "_URL"] = self.url
-        env[self.state_variable(prefix)] = json.dumps(self.attach_state(), sort_keys=True)
-        if style == "pifpaf":
-            url = self._pifpaf_url()
-            env.update({prefix + "_DATA": self.temp_dir, prefix + "_URL": url, own + "URL": url})
-            env.update(self._pifpaf_raw_exports())
+        env = self.exports_for(self.endpoint, prefix, style)
+        if self.share:
+            env[self.state_variable(prefix)] = state_value(self.daemon_name, self.server_endpoint)
         return env
 
-    def _pifpaf_url(self) -> str:
-        """The URL in the form pifpaf's driver exports."""
-        return self.url
+    def exports_for(
+        self, endpoint: Endpoint, prefix: str = DEFAULT_ENV_PREFIX, style: str = "native"
+    ) -> dict[str, str]:
+        """The variables that describe ``endpoint`` (works on a fixture that
+        is not set up: the CLI describes a holder's daemon this way)."""
+        own = "%s_%s_" % (prefix, self.daemon_name.upper())
+        always = {"host"}
+        if self.namespace is not None:
+            always.update(self.namespace.narrows)
+        fields = {
+            "url": endpoint.url,
+            "host": endpoint.host,
+            "user": endpoint.user,
+            "database": endpoint.database,
+            "key_prefix": endpoint.key_prefix,
+            "display": endpoint.display,
+        }
+        env = {own + k.upper(): v for k, v in fields.items() if v or k in always}
+        for index, (port_name, number) in enumerate(endpoint.ports.items()):
+            env[own + ("PORT" if index == 0 else port_name.upper() + "_PORT")] = str(number)
+        for index, (socket_name, path) in enumerate(endpoint.sockets.items()):
+            env[own + ("SOCKET" if index == 0 else socket_name.upper() + "_SOCKET")] = path
+        env.update({own + key: value for key, value in self.extra_exports(endpoint).items()})
+        if endpoint.url:
+            env[prefix + "_URL"] = endpoint.url
+        if style == "pifpaf":
+            url = self.pifpaf_url(endpoint)
+            env.update({prefix + "_DATA": endpoint.directory, prefix + "_URL": url})
+            env[own + "URL"] = url
+            env.update(self.pifpaf_raw_exports(endpoint))
+        return env
 
-    def _pifpaf_raw_exports(self) -> dict[str, str]:
-        """Variables pifpaf's driver exports without prefix (PGHOST, ...)."""
-        return {}
+    # -- reset and outage testing ----------------------------------------------
 
-    # -- outage testing --------------------------------------------------
+    def reset(self) -> None:
+        """Empty what this fixture owns, cheaply: the whole daemon when it
+        started it, its namespace when it shares one."""
+        if self._namespace is None:
+            self._not_set_up("reset()")
+        self._namespace.reset()
 
-    def _own_process(self) -> ProcessFixture:
+    def _own_process(self, call: str) -> ProcessFixture:
         if self.process is None:
-            raise RuntimeError(
-                "%s is attached to a daemon it did not start; it cannot stop it" % self.daemon_name
+            if self.origin is None:
+                self._not_set_up(call)
+            raise NotOwnedError(
+                self.daemon_name,
+                "%s.%s" % (type(self).__name__, call),
+                "this fixture did not start its daemon (it is %s), so it cannot stop it; "
+                "use mode='spawn' for a daemon of its own" % self.origin.description,
             )
         return self.process
 
@@ -352,9 +597,18 @@ class DaemonFixture(Fixture):
     def stopped(self) -> typing.Iterator[None]:
         """Stop the daemon for the with-block (keeping its data), then start
         it again on the same port and wait until it answers."""
-        with self._own_process().stopped(self.restart_signal):
-            yield
+        try:
+            with self._own_process("stopped()").stopped(self.restart_signal):
+                yield
+        finally:
+            # A new process: the endpoints name its pid.
+            if self._server is not None and self._endpoint is not None:
+                self._server = self._with_pid(self._server)
+                self._endpoint = self._with_pid(self._endpoint)
 
     def paused(self) -> typing.ContextManager[None]:
         """Freeze the daemon (SIGSTOP) for the with-block: a hung daemon."""
-        return self._own_process().paused()
+        return self._own_process("paused()").paused()
+
+
+setattr(DaemonFixture, "__signature__", inspect.Signature(_keyword_parameters(DaemonFixture)))  # noqa: B010

@@ -1,10 +1,11 @@
-"""The base of daemons whose isolated namespace is a database.
+"""The base of daemons whose namespace is an SQL database.
 
 PostgreSQL and MySQL share everything about databases but the SQL: the
 template hook (built once per server and hook input, under a machine-wide
-lock), the database an attached fixture gets, ``create_database`` and
-``drop_database`` bookkeeping, and a ``reset`` that touches only what the
-fixture owns. Their modules implement the four steps that differ.
+lock), the database a fixture gets (:class:`~fixtures_daemons.namespaces.Database`),
+``create_database`` and ``drop_database`` bookkeeping, and a ``reset`` that
+touches only what the fixture owns. Their admins (:class:`SqlAdmin`)
+implement the SQL.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import typing
 import uuid
 
 from fixtures_daemons import locks
+from fixtures_daemons.admin import Admin
 from fixtures_daemons.daemon import DaemonFixture
+from fixtures_daemons.namespaces import Database, Namespace
 
-__all__ = ["DatabaseDaemonFixture", "TemplateHook", "hook_key"]
+__all__ = ["DatabaseDaemonFixture", "SqlAdmin", "TemplateHook", "hook_key"]
 
 #: A template database hook: an SQL file's path, or a callable that is given
 #: a copy of the fixture whose ``database`` (and so ``url``) is the template.
@@ -41,6 +44,20 @@ def hook_key(template: TemplateHook) -> str:
     return digest.hexdigest()[:16]
 
 
+class SqlAdmin(Admin):
+    """The admin of an SQL daemon: databases, and SQL run in them."""
+
+    def run_sql(self, sql: str, database: str) -> None:
+        """Run SQL statements in ``database``."""
+        raise NotImplementedError("%s.run_sql" % type(self).__name__)
+
+    def build_template(self, name: str, fill: typing.Callable[[str], None]) -> None:
+        """Make the template database ``name``: an empty database given to
+        ``fill``, which never looks complete before it is (built under
+        another name and moved in whole)."""
+        raise NotImplementedError("%s.build_template" % type(self).__name__)
+
+
 class DatabaseDaemonFixture(DaemonFixture):
     """A daemon of databases: attached fixtures get a database each.
 
@@ -51,6 +68,11 @@ class DatabaseDaemonFixture(DaemonFixture):
         and every attached fixture's database start as copies of it.
     """
 
+    namespace = Database
+    admin_class: typing.ClassVar[type[Admin]] = SqlAdmin
+    #: The database a freshly started server already has (none: None).
+    default_database: typing.ClassVar[str | None] = None
+
     #: (daemon, host, port, temp dir, template) already seen by this process
     _templates_seen: typing.ClassVar[set[tuple[object, ...]]] = set()
 
@@ -58,34 +80,36 @@ class DatabaseDaemonFixture(DaemonFixture):
         self, *, database: str, template: TemplateHook | None = None, **kwargs: typing.Any
     ) -> None:
         super().__init__(**kwargs)
-        self.database = database
+        self.requested_database = database
         self.template = template
         self._template_database: str | None = None
         self._created: list[str] = []
 
-    # -- what each daemon implements -----------------------------------------
+    @property
+    def database(self) -> str:
+        """The database this fixture owns (``url`` points at it)."""
+        if self._endpoint is not None:
+            return self._endpoint.database
+        return self.requested_database
 
-    def run_sql(self, sql: str, database: str) -> None:
-        """Run SQL statements in ``database``."""
-        raise NotImplementedError
+    @property
+    def sql(self) -> SqlAdmin:
+        return typing.cast(SqlAdmin, self.admin)
 
-    def _database_exists(self, name: str) -> bool:
-        raise NotImplementedError
+    def owned_namespace(self) -> Namespace:
+        # A server of its own: ``database`` made at start (from the template),
+        # unless it is the one a fresh server has and there is no template.
+        return Database(
+            self,
+            self.requested_database,
+            exists=self.requested_database == self.default_database,
+            daemon_is_ours=True,
+        )
 
-    def _build_template_database(self, name: str) -> None:
-        """Make the template database ``name`` with :meth:`run_template_hook`,
-        so that it never looks complete before it is."""
-        raise NotImplementedError
-
-    def _create_database(self, name: str, source: str | None) -> None:
-        """Create ``name``, a copy of the database ``source`` if given."""
-        raise NotImplementedError
-
-    def _drop_database(self, name: str) -> None:
-        """Drop ``name`` if it exists."""
-        raise NotImplementedError
-
-    # -- shared ----------------------------------------------------------------
+    def attached_namespace(self) -> Namespace:
+        # On a shared server: a database of our own, random unless one was
+        # asked for.
+        return Database(self, self.arguments.get("database"))
 
     def template_database(self) -> str | None:
         """The name of the template database the hook made, built first if
@@ -97,58 +121,59 @@ class DatabaseDaemonFixture(DaemonFixture):
             return None
         if self._template_database is None:
             name = "fxd_template_%s" % hook_key(self.template)
-            daemon = type(self).daemon_name
-            seen = (daemon, self.host, self.port, self.temp_dir, name)
+            server = self.server_endpoint
+            seen = (self.daemon_name, server.host, server.port, server.directory, name)
             if seen not in DatabaseDaemonFixture._templates_seen:
-                with locks.locked("template-%s-%s-%d-%s" % (daemon, self.host, self.port, name)):
-                    if not self._database_exists(name):
-                        self._build_template_database(name)
+                lock = "template-%s-%s-%s-%s" % (self.daemon_name, server.host, server.port, name)
+                with locks.locked(lock):
+                    if not self.sql.database_exists(name):
+                        self.sql.build_template(name, self.run_template_hook)
                 DatabaseDaemonFixture._templates_seen.add(seen)
             self._template_database = name
         return self._template_database
 
     def run_template_hook(self, database: str) -> None:
         """Prepare ``database`` with the template hook; an SQL file goes
-        through :meth:`run_sql`."""
+        through the admin's ``run_sql``."""
         template = self.template
         assert template is not None
         if callable(template):
             view = copy.copy(self)
-            view.database = database
+            view._endpoint = self.server_endpoint.replace(database=database)
             template(view)
         else:
             with open(template) as f:
-                self.run_sql(f.read(), database)
+                self.sql.run_sql(f.read(), database)
+
+    def _clear_state(self) -> None:
+        super()._clear_state()
+        self._template_database = None
+        self._created = []
 
     def create_database(self, name: str | None = None, template: str | None = None) -> str:
         """Create a database, a copy of ``template`` (default: the hook's
         template database, if any); return its name, random unless given.
         :meth:`reset` drops it."""
         name = name or "test_" + uuid.uuid4().hex[:12]
-        self._create_database(name, template or self.template_database())
+        self.sql.create_database(name, template or self.template_database())
         self._created.append(name)
         return name
 
     def drop_database(self, name: str) -> None:
         """Drop a database (and forget it, if :meth:`create_database` made
         it)."""
-        self._drop_database(name)
+        self.sql.drop_database(name)
         if name in self._created:
             self._created.remove(name)
 
-    def _enter_namespace(self) -> None:
-        # Attached to a shared server: a database of our own, random unless
-        # one was asked for, made from the template and dropped on cleanUp.
-        self._created = []
-        self._template_database = None
-        self.database = self.create_database(self._init_kwargs.get("database"))
-        self.addCleanup(self.drop_database, self.database)
+    def run_sql(self, sql: str, database: str | None = None) -> None:
+        """Run SQL statements in ``database`` (default: this fixture's)."""
+        self.sql.run_sql(sql, database or self.database)
 
     def reset(self) -> None:
-        """Drop ``database`` and every database :meth:`create_database`
-        made, and recreate ``database`` from its template: cheap, and safe
-        on a server shared with other fixtures."""
+        """Drop every database :meth:`create_database` made, and recreate
+        ``database`` from its template: cheap, and safe on a server shared
+        with other fixtures."""
         for name in list(self._created):
             self.drop_database(name)
-        self.drop_database(self.database)
-        self.create_database(self.database)
+        super().reset()

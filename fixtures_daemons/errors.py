@@ -20,6 +20,11 @@ __all__ = [
     "TempDirError",
     "UserError",
     "CommandFailed",
+    "StateError",
+    "MisuseError",
+    "NotOwnedError",
+    "DefinitionError",
+    "AttachError",
 ]
 
 
@@ -34,6 +39,15 @@ def _safe_repr(value: object) -> str:
         return repr(value)
     except Exception:
         return "<unprintable %s>" % type(value).__name__
+
+
+def _rebuild(
+    cls: type[DaemonError], args: tuple[typing.Any, ...], state: dict[str, typing.Any]
+) -> DaemonError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class DaemonError(Exception):
@@ -51,6 +65,11 @@ class DaemonError(Exception):
 
     def _describe(self) -> str:
         return str(self.message)
+
+    def __reduce__(self) -> tuple[typing.Any, ...]:
+        # Errors cross processes (multiprocessing, parallel runners): rebuilt
+        # from their attributes, whatever the subclass's signature.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
     def __str__(self) -> str:
         try:
@@ -218,3 +237,75 @@ class CommandFailed(DaemonError):
 
     def _describe(self) -> str:
         return "%s exited with code %s" % (" ".join(str(a) for a in self.command), self.returncode)
+
+
+class StateError(DaemonError):
+    """A description of a daemon (an exported ``*_STATE`` variable, a named
+    daemon's record) is damaged: not JSON, or not of the expected shape.
+
+    :ivar source: where the description came from (the variable's name).
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__("", message=reason)
+        self.source = source
+
+    def _describe(self) -> str:
+        return (
+            "%s does not describe a daemon: %s; unset it, or run the tests under "
+            "`fixtures-daemons run` again" % (self.source or "the daemon state", self.message)
+        )
+
+
+class AttachError(DaemonError):
+    """The daemon a fixture was told to attach to is not there (it exited,
+    or does not answer).
+
+    :ivar source: what described it (a variable, a named daemon).
+    """
+
+    def __init__(self, name: str, source: str, reason: str) -> None:
+        super().__init__(name, message=reason)
+        self.source = source
+
+    def _describe(self) -> str:
+        return (
+            "cannot attach to the daemon %s describes: %s; restart what exported it, "
+            "or unset %s to start a daemon of its own" % (self.source, self.message, self.source)
+        )
+
+
+class MisuseError(DaemonError):
+    """A call the fixture cannot honour in its current state (a fixture
+    that is not set up, set up twice, ...).
+
+    :ivar call: the call that was misused.
+    """
+
+    def __init__(self, name: str, call: str, reason: str) -> None:
+        super().__init__(name, message=reason)
+        self.call = call
+
+    def _describe(self) -> str:
+        return "%s: %s" % (self.call, self.message)
+
+
+class NotOwnedError(MisuseError):
+    """``stopped()``, ``paused()`` and the like on a fixture that does not
+    own its daemon's process (attached, or a named daemon's)."""
+
+
+class DefinitionError(DaemonError, TypeError):
+    """A daemon class is incomplete: a hook or a declaration is missing.
+
+    :ivar cls: the class's name.
+    :ivar missing: what it lacks.
+    """
+
+    def __init__(self, cls: str, missing: str, reason: str) -> None:
+        super().__init__("", message=reason)
+        self.cls = cls
+        self.missing = missing
+
+    def _describe(self) -> str:
+        return "%s must define %s: %s" % (self.cls, self.missing, self.message)

@@ -1,7 +1,8 @@
 """Daemons that outlive a run, and the holder process that keeps them.
 
-A *holder* is a small detached process that sets up one daemon fixture and
-keeps it until it receives SIGTERM, SIGINT or SIGHUP, then cleans it up.
+A *holder* (:mod:`fixtures_daemons.holder`) is a small detached process
+that sets up one daemon fixture and keeps it until it receives SIGTERM,
+SIGINT or SIGHUP, then cleans it up.
 Eval mode (``fixtures-daemons run DAEMON`` without a command) and
 ``fixtures-daemons start --name`` both use one, so a backgrounded daemon is
 still a child of a process that waits for it and whose watchdog removes it
@@ -18,17 +19,18 @@ process.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
 import typing
 
 from fixtures_daemons import _reaper
-from fixtures_daemons.errors import DaemonError
-from fixtures_daemons.probes import Tcp
+from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.errors import DaemonError, StateError
+from fixtures_daemons.probes import Tcp, UnixSocket
 from fixtures_daemons.waiting import wait_for
 
 __all__ = [
@@ -41,6 +43,8 @@ __all__ = [
     "spawn_holder",
     "stop_holder",
     "ensure",
+    "class_path",
+    "load_class",
 ]
 
 STATE_ENV = "FIXTURES_DAEMONS_STATE_DIR"
@@ -58,24 +62,49 @@ def state_dir() -> str:
     return path
 
 
+def class_path(cls: type) -> str:
+    """``module:QualName``: how a holder finds a fixture class again,
+    without a registry (a third party's class, a test's)."""
+    return "%s:%s" % (cls.__module__, cls.__qualname__)
+
+
+def load_class(path: str) -> typing.Any:
+    module, _, name = path.partition(":")
+    value: typing.Any = importlib.import_module(module)
+    for part in name.split("."):
+        value = getattr(value, part)
+    return value
+
+
 @dataclasses.dataclass
 class Record:
-    """What a holder reports about the daemon it keeps."""
+    """What a holder reports about the daemon it keeps: how to start it
+    again (its class and arguments), who holds it, and its endpoint (which
+    has the daemon's pid and its temp dir)."""
 
     name: str
     daemon: str
-    kwargs: dict[str, typing.Any]
+    cls: str
+    arguments: dict[str, typing.Any]
     holder_pid: int
     holder_start: str
-    daemon_pid: int
-    daemon_start: str
-    host: str
-    port: int
-    url: str
+    endpoint: Endpoint
     log_path: str
-    temp_dir: str
-    env: dict[str, str]
-    state: dict[str, typing.Any]
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url or self.endpoint.display
+
+    def to_dict(self) -> dict[str, typing.Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["endpoint"] = self.endpoint.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: typing.Any, source: str) -> Record:
+        if not isinstance(data, dict) or set(data) != {f.name for f in dataclasses.fields(cls)}:
+            raise StateError(source, "not a named daemon's record")
+        return cls(**dict(data, endpoint=Endpoint.from_dict(data["endpoint"], source)))
 
     def path(self) -> str:
         return os.path.join(state_dir(), self.name + ".json")
@@ -83,7 +112,7 @@ class Record:
     def save(self) -> None:
         tmp = self.path() + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(dataclasses.asdict(self), f)
+            json.dump(self.to_dict(), f)
         os.replace(tmp, self.path())
 
     def remove(self) -> None:
@@ -100,10 +129,11 @@ def _check_name(name: str) -> str:
 
 
 def load(name: str) -> Record | None:
+    path = os.path.join(state_dir(), _check_name(name) + ".json")
     try:
-        with open(os.path.join(state_dir(), _check_name(name) + ".json")) as f:
-            return Record(**json.load(f))
-    except (OSError, ValueError, TypeError):
+        with open(path) as f:
+            return Record.from_dict(json.load(f), path)
+    except (OSError, ValueError):  # StateError too: a damaged record is no record
         return None
 
 
@@ -121,22 +151,34 @@ def alive(record: Record) -> bool:
     """Is the recorded daemon still the same process, and answering?"""
     if _reaper.start_time(record.holder_pid) != record.holder_start:
         return False
-    if _reaper.start_time(record.daemon_pid) != record.daemon_start:
+    return endpoint_alive(record.endpoint)
+
+
+def endpoint_alive(endpoint: Endpoint) -> bool:
+    """Is the daemon at ``endpoint`` still the process it was (when the
+    endpoint has its pid), and does it accept connections (on its main
+    port, else its main socket)?"""
+    if endpoint.pid and _reaper.start_time(endpoint.pid) != endpoint.pid_start:
         return False
-    return Tcp(record.host, record.port).ready()
+    if endpoint.port is not None:
+        return Tcp(endpoint.host, endpoint.port).ready()
+    if endpoint.socket:
+        return UnixSocket(endpoint.socket).ready()
+    return bool(endpoint.pid)
 
 
 # -- the holder --------------------------------------------------------------
 
 
 def spawn_holder(
-    daemon: str, kwargs: typing.Mapping[str, typing.Any], name: str = "", timeout: float = 300
+    cls: type, arguments: typing.Mapping[str, typing.Any], name: str = "", timeout: float = 300
 ) -> Record:
-    """Start a detached holder for ``daemon(**kwargs)``; return its record
+    """Start a detached holder for ``cls(**arguments)``; return its record
     once the daemon answers, or raise the DaemonError it failed with."""
-    spec = json.dumps({"daemon": daemon, "kwargs": dict(kwargs), "name": name})
+    daemon = getattr(cls, "daemon_name", "")
+    spec = json.dumps({"cls": class_path(cls), "arguments": dict(arguments), "name": name})
     holder = subprocess.Popen(
-        [sys.executable, "-m", "fixtures_daemons.persistent", spec],
+        [sys.executable, "-m", "fixtures_daemons.holder", spec],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -153,7 +195,7 @@ def spawn_holder(
     except ValueError:
         report = {}
     if "record" in report:
-        return Record(**report["record"])
+        return Record.from_dict(report["record"], "the holder's report")
     holder.wait(timeout)
     error = report.get("error") or "the holder exited with code %s" % holder.returncode
     raise DaemonError(daemon, error)
@@ -173,7 +215,7 @@ def stop_holder(pid: int, start: str, timeout: float = 60.0) -> bool:
     return True
 
 
-def ensure(name: str, daemon: str, kwargs: typing.Mapping[str, typing.Any]) -> Record:
+def ensure(name: str, cls: type, arguments: typing.Mapping[str, typing.Any]) -> Record:
     """The named daemon's record, started first unless alive."""
     record = load(name)
     if record is not None:
@@ -181,79 +223,4 @@ def ensure(name: str, daemon: str, kwargs: typing.Mapping[str, typing.Any]) -> R
             return record
         stop_holder(record.holder_pid, record.holder_start)
         record.remove()
-    return spawn_holder(daemon, kwargs, name)
-
-
-def _hold(spec: dict[str, typing.Any]) -> int:
-    from fixtures_daemons import registry
-
-    caught: list[int] = []
-
-    def on_signal(signum: int, frame: object) -> None:
-        caught.append(signum)
-
-    # A signal that lands between the check and the wait still wakes the
-    # select below: it writes a byte into this pipe.
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    name = spec.get("name") or ""
-    # A holder keeps a daemon of its own: it must not attach to the one a
-    # *_STATE variable of its starter's environment describes (a second
-    # eval in the same shell), which leaves it no process to report.
-    fixture = registry.daemon_class(spec["daemon"])(
-        **dict(spec["kwargs"], export_env=False, mode="spawn")
-    )
-    try:
-        fixture.setUp()
-    except DaemonError as exc:
-        sys.stdout.write(json.dumps({"error": str(exc)}) + "\n")
-        return 3
-    except Exception as exc:
-        sys.stdout.write(json.dumps({"error": "%s: %s" % (type(exc).__name__, exc)}) + "\n")
-        return 1
-    try:
-        assert fixture.process is not None
-        daemon_pid = fixture.process.pid or 0
-        record = Record(
-            name=name,
-            daemon=spec["daemon"],
-            kwargs=spec["kwargs"],
-            holder_pid=os.getpid(),
-            holder_start=_reaper.start_time(os.getpid()),
-            daemon_pid=daemon_pid,
-            daemon_start=_reaper.start_time(daemon_pid),
-            host=fixture.host,
-            port=fixture.port,
-            url=fixture.url,
-            log_path=fixture.log_path,
-            temp_dir=fixture.temp_dir,
-            env=fixture.exports(),
-            state=fixture.attach_state(),
-        )
-        if name:
-            record.save()
-        sys.stdout.write(json.dumps({"record": dataclasses.asdict(record)}) + "\n")
-        sys.stdout.flush()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-        while not caught:
-            select.select([wake_r], [], [])
-            os.read(wake_r, 512)
-    finally:
-        fixture.cleanUp()
-        if name:
-            current = load(name)
-            if current is not None and current.holder_pid == os.getpid():
-                current.remove()
-    return 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.stderr.write("usage: python -m fixtures_daemons.persistent SPEC\n")
-        sys.exit(2)
-    sys.exit(_hold(json.loads(sys.argv[1])))
+    return spawn_holder(cls, arguments, name)

@@ -70,7 +70,11 @@ def _wait(process: subprocess.Popen[bytes], timeout: float) -> int:
     except OSError:  # an old kernel, or already reaped
         return process.wait(timeout)
     try:
-        if not select.select([fd], [], [], timeout)[0]:
+        # poll(), not select(): select() fails for a descriptor above 1023,
+        # which a test process with many files open easily has.
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(max(0, int(timeout * 1000))):
             raise subprocess.TimeoutExpired(process.args, timeout)
     finally:
         os.close(fd)

@@ -5,7 +5,8 @@ every DaemonFixture subclass a module there lists in ``__all__`` is a
 daemon under its ``daemon_name``, so adding a daemon needs no registration
 beside its module. A third-party package adds one with an entry point in
 the ``fixtures_daemons.daemons`` group whose value is its DaemonFixture
-subclass.
+subclass. An entry point that fails to load breaks only itself:
+:func:`broken_daemons` says which and why, and the others stay usable.
 """
 
 from __future__ import annotations
@@ -17,10 +18,38 @@ import typing
 
 from fixtures_daemons import daemons as _daemons_package
 from fixtures_daemons.daemon import DaemonFixture
+from fixtures_daemons.errors import DaemonError
 
-__all__ = ["ENTRY_POINT_GROUP", "builtin_daemons", "daemon_class", "daemon_names"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BrokenDaemon",
+    "builtin_daemons",
+    "daemon_class",
+    "daemon_names",
+    "broken_daemons",
+]
 
 ENTRY_POINT_GROUP = "fixtures_daemons.daemons"
+
+
+class BrokenDaemon(DaemonError):
+    """A third party's entry point that does not give a daemon class.
+
+    :ivar entry_point: ``name = module:attribute``, as declared.
+    :ivar error: what went wrong loading it.
+    """
+
+    def __init__(self, name: str, entry_point: str, error: str) -> None:
+        super().__init__(name, message=error)
+        self.entry_point = entry_point
+        self.error = error
+
+    def _describe(self) -> str:
+        return "the entry point %s (group %s) is broken: %s" % (
+            self.entry_point,
+            ENTRY_POINT_GROUP,
+            self.error,
+        )
 
 
 @functools.cache
@@ -28,6 +57,8 @@ def builtin_daemons() -> dict[str, type[DaemonFixture]]:
     """The daemons of this package: name -> fixture class."""
     found: dict[str, type[DaemonFixture]] = {}
     for info in pkgutil.iter_modules(_daemons_package.__path__):
+        if info.name.startswith("_"):
+            continue
         module = importlib.import_module("%s.%s" % (_daemons_package.__name__, info.name))
         for attribute in getattr(module, "__all__", ()):
             value = getattr(module, attribute)
@@ -43,19 +74,35 @@ def _entry_points() -> dict[str, typing.Any]:
 
 
 def daemon_names() -> list[str]:
-    """Every known daemon name, sorted."""
+    """Every known daemon name, sorted (broken entry points included)."""
     return sorted(set(builtin_daemons()) | set(_entry_points()))
 
 
 def daemon_class(name: str) -> type[DaemonFixture]:
-    """The fixture class of the daemon called ``name``; KeyError if none."""
+    """The fixture class of the daemon called ``name``; KeyError if none,
+    :class:`BrokenDaemon` if its entry point does not load."""
     builtin = builtin_daemons()
     if name in builtin:
         return builtin[name]
     entry = _entry_points().get(name)
     if entry is None:
         raise KeyError(name)
-    cls = entry.load()
+    declared = "%s = %s" % (entry.name, entry.value)
+    try:
+        cls = entry.load()
+    except Exception as exc:
+        raise BrokenDaemon(name, declared, "%s: %s" % (type(exc).__name__, exc)) from exc
     if not (isinstance(cls, type) and issubclass(cls, DaemonFixture)):
-        raise TypeError("%s is not a DaemonFixture subclass" % entry.value)
+        raise BrokenDaemon(name, declared, "%r is not a DaemonFixture subclass" % (cls,))
     return cls
+
+
+def broken_daemons() -> dict[str, BrokenDaemon]:
+    """The entry points that do not load, by daemon name."""
+    broken = {}
+    for name in sorted(set(_entry_points()) - set(builtin_daemons())):
+        try:
+            daemon_class(name)
+        except BrokenDaemon as exc:
+            broken[name] = exc
+    return broken

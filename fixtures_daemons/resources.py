@@ -34,7 +34,11 @@ class DaemonResource(testresources.TestResourceManager):  # type: ignore[misc]
 
     :param fixture_class: the daemon fixture class (set by the per-daemon
         subclasses such as ``PostgresqlResource``).
-    :param kwargs: the fixture's parameters.
+    :param kwargs: the fixture's parameters, checked now: a misspelt one
+        fails where the resource is built, not in every test that uses it.
+        ``share`` is True unless given: fixtures that the tests set up
+        themselves (in ``auto`` mode) attach to the shared daemon, each
+        with a namespace of its own.
     """
 
     fixture_class: typing.ClassVar[type[DaemonFixture] | None] = None
@@ -46,8 +50,10 @@ class DaemonResource(testresources.TestResourceManager):  # type: ignore[misc]
         cls = fixture_class or type(self).fixture_class
         if cls is None:
             raise TypeError("DaemonResource needs a fixture class")
+        cls.check_arguments(**kwargs)
         self.cls = cls
-        self.kwargs = kwargs
+        self.kwargs = dict(kwargs)
+        self.kwargs.setdefault("share", True)
         self._restart = False
         self._fresh = False  # made and not used yet: no reset needed
 

@@ -2,8 +2,8 @@
 
 An outer fixture spawns the daemon (``mode="spawn"``, so that it spawns
 even when this suite itself runs under ``fixtures-daemons run``) and
-exports ``FIXTURES_DAEMONS_<DAEMON>_STATE``; the fixtures made after it
-attach to that daemon, each in a namespace of its own (a PostgreSQL or
+shares it (``share=True``: it exports ``FIXTURES_DAEMONS_<DAEMON>_STATE``);
+the fixtures made after it attach to that daemon, each in a namespace of its own (a PostgreSQL or
 MySQL database, a Redis database number or key prefix, a memcached key
 prefix), removed again on cleanUp. The CLI tests run the real
 ``python -m fixtures_daemons run`` around a small Python script.
@@ -100,7 +100,7 @@ class AttachTestCase(base.TestCase):
     """Helpers: the outer daemon, attached fixtures, manual cleanUp."""
 
     def spawnServer(self, cls: type[DaemonFixture], **kwargs: typing.Any) -> typing.Any:
-        server = self.useFixture(cls(mode="spawn", **kwargs))
+        server = self.useFixture(cls(mode="spawn", share=True, **kwargs))
         self.assertFalse(server.attached)
         self.assertIn(server.state_variable(), os.environ)
         return server
@@ -225,7 +225,8 @@ class TestModes(AttachTestCase):
             server = self.spawnServer(cls)
             state = os.environ[server.state_variable()]
             attached = self.attach(cls)
-            self.assertNotEqual(state, os.environ[server.state_variable()])
+            # It shares nothing itself: the variable still names the server.
+            self.assertEqual(state, os.environ[server.state_variable()])
             attached.cleanUp()
             self.assertEqual(state, os.environ[server.state_variable()])
             self.assertIsNone(server.process.process.poll())

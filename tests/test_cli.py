@@ -32,6 +32,7 @@ import psutil
 
 from fixtures_daemons import _reaper, persistent, registry
 from fixtures_daemons.daemons.redis import RedisFixture
+from fixtures_daemons.endpoint import Endpoint
 from fixtures_daemons.ports import PortFixture
 from fixtures_daemons.tempdirs import PREFIX, TMPDIR_ENV, default_temp_root
 from fixtures_daemons.templates import CACHE_ENV
@@ -554,7 +555,7 @@ class TestNamedDaemons(CliTestCase):
         record = persistent.load(name)
         assert record is not None
         self.assertEqual(
-            "%s: %s started, pid %d, %s\n" % (name, args[0], record.daemon_pid, record.url),
+            "%s: %s started, pid %d, %s\n" % (name, args[0], record.endpoint.pid, record.url),
             result.stdout,
         )
         return record
@@ -566,28 +567,29 @@ class TestNamedDaemons(CliTestCase):
 
     def test_start_status_env_stop(self) -> None:
         record = self.start("cache", "redis")
-        daemon = psutil.Process(record.daemon_pid)
+        daemon = psutil.Process(record.endpoint.pid)
         self.assertEqual("redis-server", daemon.name())
         row = self.status()["cache"]
         self.assertEqual(
-            ["cache", "redis", "alive", "pid %d" % record.daemon_pid, record.url], row[:5]
+            ["cache", "redis", "alive", "pid %d" % record.endpoint.pid, record.url], row[:5]
         )
         result = self.cli("env", "cache")
         self.assertStatus(0, result)
         env = parse_exports(result.stdout)
         self.assertEqual(record.url, env["FIXTURES_DAEMONS_URL"])
-        self.assertEqual(str(record.port), env["FIXTURES_DAEMONS_REDIS_PORT"])
+        self.assertEqual(str(record.endpoint.port), env["FIXTURES_DAEMONS_REDIS_PORT"])
         self.assertEqual(str(record.holder_pid), env["FIXTURES_DAEMONS_PID"])
         result = self.cli("env", "-e", "PIFPAF", "cache")
         self.assertEqual(
-            "redis://localhost:%d" % record.port, parse_exports(result.stdout)["PIFPAF_URL"]
+            "redis://localhost:%d" % record.endpoint.port,
+            parse_exports(result.stdout)["PIFPAF_URL"],
         )
 
         result = self.cli("stop", "cache")
         self.assertStatus(0, result)
         self.assertEqual("cache: stopped\n", result.stdout)
         self.assertGone(daemon, record.holder_pid)
-        self.assertDirGone(record.temp_dir)
+        self.assertDirGone(record.endpoint.directory)
         self.assertEqual("no named daemons\n", self.cli("status").stdout)
         result = self.cli("stop", "cache")
         self.assertStatus(1, result)
@@ -602,8 +604,8 @@ class TestNamedDaemons(CliTestCase):
 
     def test_killed_daemon_is_dead_and_reuse_starts_a_fresh_one(self) -> None:
         old = self.start("cache", "redis")
-        os.kill(old.daemon_pid, signal.SIGKILL)
-        self.assertGone(old.daemon_pid)
+        os.kill(old.endpoint.pid, signal.SIGKILL)
+        self.assertGone(old.endpoint.pid)
         self.assertEqual("dead", self.status()["cache"][2])
         result = self.cli("env", "cache")
         self.assertStatus(1, result)
@@ -612,11 +614,11 @@ class TestNamedDaemons(CliTestCase):
         fixture = self.useFixture(RedisFixture(reuse="cache"))
         new = persistent.load("cache")
         assert new is not None
-        self.assertNotEqual(old.daemon_pid, new.daemon_pid)
-        self.assertEqual(new.port, fixture.port)
+        self.assertNotEqual(old.endpoint.pid, new.endpoint.pid)
+        self.assertEqual(new.endpoint.port, fixture.port)
         self.assertEqual("PONG", fixture.command("PING"))
         self.assertGone(old.holder_pid)
-        self.assertDirGone(old.temp_dir)
+        self.assertDirGone(old.endpoint.directory)
         self.assertEqual("alive", self.status()["cache"][2])
 
     def test_reuse_attaches_to_a_live_one(self) -> None:
@@ -624,12 +626,12 @@ class TestNamedDaemons(CliTestCase):
         fixture = RedisFixture(reuse="cache")
         fixture.setUp()
         try:
-            self.assertEqual(record.port, fixture.port)
-            self.assertEqual(str(record.port), os.environ["FIXTURES_DAEMONS_REDIS_PORT"])
+            self.assertEqual(record.endpoint.port, fixture.port)
+            self.assertEqual(str(record.endpoint.port), os.environ["FIXTURES_DAEMONS_REDIS_PORT"])
             self.assertEqual("PONG", fixture.command("PING"))
             self.assertEqual(record, persistent.load("cache"))
             servers = [p for p in self.marked() if psutil.Process(p).name() == "redis-server"]
-            self.assertEqual([record.daemon_pid], servers)
+            self.assertEqual([record.endpoint.pid], servers)
         finally:
             fixture.cleanUp()
         # Attached, not owned: the daemon outlives the fixture.
@@ -651,18 +653,18 @@ class TestNamedDaemons(CliTestCase):
             persistent.Record(
                 name="ghost",
                 daemon="redis",
-                kwargs={},
+                cls=persistent.class_path(RedisFixture),
+                arguments={},
                 holder_pid=other.pid,
                 holder_start=str(int(start) + 1),
-                daemon_pid=other.pid,
-                daemon_start=str(int(start) + 1),
-                host="127.0.0.1",
-                port=port,
-                url="redis://127.0.0.1:%d/0" % port,
+                endpoint=Endpoint(
+                    scheme="redis",
+                    ports={"main": port},
+                    database="0",
+                    pid=other.pid,
+                    pid_start=str(int(start) + 1),
+                ),
                 log_path="",
-                temp_dir="",
-                env={},
-                state={},
             ).save()
 
         save()
@@ -689,8 +691,8 @@ class TestNamedDaemons(CliTestCase):
         self.assertStatus(0, result)
         self.assertEqual("one: stopped\ntwo: stopped\n", result.stdout)
         for record in records:
-            self.assertGone(record.daemon_pid, record.holder_pid)
-            self.assertDirGone(record.temp_dir)
+            self.assertGone(record.endpoint.pid, record.holder_pid)
+            self.assertDirGone(record.endpoint.directory)
         self.assertEqual("no named daemons\n", self.cli("status").stdout)
 
     def test_stop_of_a_gone_pid_returns_at_once(self) -> None:

@@ -23,6 +23,7 @@ from fixtures_daemons import (
     DaemonFixture,
     ExecutableNotFound,
     MemcachedFixture,
+    MisuseError,
     MysqlFixture,
     PortUnavailable,
     PostgresqlFixture,
@@ -51,12 +52,12 @@ def redis_config(daemon: RedisFixture, name: str) -> str:
 class FailsAfterStart(RedisFixture):
     """A daemon whose post-start step (creating a database, say) fails."""
 
-    def _started(self) -> None:
+    def started(self) -> None:
         raise RuntimeError("boom in _started")
 
 
 class NeverReady(RedisFixture):
-    def _probe(self) -> probes.Probe:
+    def probe(self) -> probes.Probe:
         return probes.Callable(lambda: False, "an answer that never comes")
 
 
@@ -137,8 +138,10 @@ class TestDaemonBase(daemon_base.DaemonTestCase):
         self.assertIn("helper", str(error))
         self.assertIn("oops", str(error))
 
-    def test_reset_not_implemented_by_the_base(self) -> None:
-        self.assertRaises(NotImplementedError, DaemonFixture().reset)
+    def test_reset_before_set_up(self) -> None:
+        error = self.assertRaises(MisuseError, RedisFixture().reset)
+        self.assertEqual("RedisFixture.reset()", error.call)
+        self.assertIn("not set up", str(error))
 
     def test_failure_after_start_undoes_everything(self) -> None:
         temp_root = self.ownTempRoot()
@@ -320,8 +323,8 @@ class BadInputs:
 
 
 class BrokenPostgresql(PostgresqlFixture):
-    def _prepare(self) -> None:
-        super()._prepare()
+    def prepare(self) -> None:
+        super().prepare()
         os.unlink(os.path.join(self.data_dir, "global", "pg_control"))
 
 
@@ -342,8 +345,8 @@ class TestPostgresqlBadInputs(BadInputs, daemon_base.DaemonTestCase):
 
 
 class BrokenMysql(MysqlFixture):
-    def _prepare(self) -> None:
-        super()._prepare()
+    def prepare(self) -> None:
+        super().prepare()
         shutil.rmtree(os.path.join(self.data_dir, "mysql"))
 
 
@@ -359,8 +362,8 @@ class TestMysqlBadInputs(BadInputs, daemon_base.DaemonTestCase):
 
 
 class BrokenRedis(RedisFixture):
-    def _prepare(self) -> None:
-        super()._prepare()
+    def prepare(self) -> None:
+        super().prepare()
         with open(self.path("dump.rdb"), "wb") as f:
             f.write(b"REDIS0011 but not a dump")
 

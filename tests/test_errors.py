@@ -62,6 +62,13 @@ SAMPLES: dict[type[errors.DaemonError], typing.Callable[[], errors.DaemonError]]
     errors.CommandFailed: lambda: errors.CommandFailed(
         "pg", ["initdb", "-D", "/tmp/data"], 1, "initdb: error: directory exists"
     ),
+    errors.StateError: lambda: errors.StateError("FXD_REDIS_STATE", "not JSON (bad char)"),
+    errors.AttachError: lambda: errors.AttachError("redis", "FXD_REDIS_STATE", "pid 42 is gone"),
+    errors.MisuseError: lambda: errors.MisuseError("redis", "RedisFixture.url", "not set up"),
+    errors.NotOwnedError: lambda: errors.NotOwnedError(
+        "redis", "RedisFixture.stopped()", "it did not start its daemon"
+    ),
+    errors.DefinitionError: lambda: errors.DefinitionError("MyFixture", "probe()", "a Probe"),
 }
 
 #: What each sample's message must say.
@@ -81,6 +88,11 @@ EXPECTED = {
     errors.TempDirError: ["pg:", "/srv/tmp", "Permission denied", "FIXTURES_DAEMONS_TMPDIR"],
     errors.UserError: ["pg:", "'postgres'", "no such user"],
     errors.CommandFailed: ["pg:", "initdb -D /tmp/data exited with code 1", "directory exists"],
+    errors.StateError: ["FXD_REDIS_STATE does not describe a daemon", "not JSON", "unset it"],
+    errors.AttachError: ["redis:", "FXD_REDIS_STATE", "pid 42 is gone", "unset"],
+    errors.MisuseError: ["redis:", "RedisFixture.url:", "not set up"],
+    errors.NotOwnedError: ["redis:", "RedisFixture.stopped():", "did not start"],
+    errors.DefinitionError: ["MyFixture must define probe()", "a Probe"],
 }
 
 

@@ -192,8 +192,8 @@ class TestDaemonResource(ResourceTestCase):
 
     def test_attached_resource_under_an_outer_daemon(self) -> None:
         # mode="auto" (the default): a resource made while a daemon is
-        # exported attaches to it; each reset empties only its database.
-        server = self.useFixture(RedisFixture(mode="spawn"))
+        # shared attaches to it; each reset empties only its database.
+        server = self.useFixture(RedisFixture(mode="spawn", share=True))
         manager = RedisResource()
         log: list[Record] = []
         self.runSuite(self.optimised(redis_test_class(manager, log, "Inner", 4)))

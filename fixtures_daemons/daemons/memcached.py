@@ -5,14 +5,43 @@ from __future__ import annotations
 import signal
 import socket
 import typing
-import uuid
 
+from fixtures_daemons.admin import Admin
 from fixtures_daemons.binaries import Executable
 from fixtures_daemons.daemon import DaemonFixture
+from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.namespaces import KeyPrefix
 from fixtures_daemons.probes import Callable, Probe
 from fixtures_daemons.resources import DaemonResource
 
-__all__ = ["MemcachedFixture", "MemcachedResource"]
+__all__ = ["MemcachedFixture", "MemcachedResource", "MemcachedAdmin"]
+
+
+class MemcachedAdmin(Admin):
+    """A memcached server, through its text protocol. It cannot list its
+    keys, so a key prefix is retired, not deleted."""
+
+    def command(self, line: str) -> str:
+        """Send one text-protocol command; return the first reply line."""
+        address = (self.endpoint.host, self.endpoint.port or 0)
+        with socket.create_connection(address, timeout=min(self.timeout, 5.0)) as sock:
+            sock.sendall(line.encode() + b"\r\n")
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        return reply.decode("utf-8", "replace").split("\r\n", 1)[0]
+
+    def answers(self) -> bool:
+        try:
+            return self.command("version").startswith("VERSION")
+        except OSError:
+            return False
+
+    def flush(self) -> None:
+        self.command("flush_all")
 
 
 class MemcachedFixture(DaemonFixture):
@@ -41,62 +70,42 @@ class MemcachedFixture(DaemonFixture):
     refuses_root = True
     stop_signal = signal.SIGKILL
     restart_signal = signal.SIGKILL
+    scheme = "memcached"
+    namespace = KeyPrefix
+    admin_class = MemcachedAdmin
 
     def __init__(self, *, memory: int = 64, threads: int = 2, **kwargs: typing.Any) -> None:
         super().__init__(**kwargs)
         self.memory = memory
         self.threads = threads
-        self.key_prefix = ""
 
-    def _settings(self) -> dict[str, str]:
+    def server_settings(self) -> dict[str, str]:
         return {
-            "listen": self.host,
+            "listen": self.requested_host,
             "port": str(self.port),
             "udp-port": "0",
             "memory-limit": str(self.memory),
             "threads": str(self.threads),
         }
 
-    def _command(self) -> list[str]:
+    def command_line(self) -> list[str]:
         return [self.binary] + ["--%s=%s" % item for item in self.settings().items()]
+
+    def probe(self) -> Probe:
+        return Callable(self.admin.answers, "version answered")
+
+    # -- what tests use ------------------------------------------------------
+
+    @property
+    def key_prefix(self) -> str:
+        return self.endpoint.key_prefix
 
     def command(self, line: str) -> str:
         """Send one text-protocol command; return the first reply line."""
-        with socket.create_connection((self.host, self.port), timeout=5) as sock:
-            sock.sendall(line.encode() + b"\r\n")
-            reply = b""
-            while not reply.endswith(b"\r\n"):
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
-        return reply.decode("utf-8", "replace").split("\r\n", 1)[0]
+        return typing.cast(MemcachedAdmin, self.admin).command(line)
 
-    def _probe(self) -> Probe:
-        return Callable(lambda: self.command("version").startswith("VERSION"), "version answered")
-
-    @property
-    def url(self) -> str:
-        return "memcached://%s:%d" % (self.host, self.port)
-
-    def _pifpaf_url(self) -> str:
-        return "memcached://localhost:%d" % self.port
-
-    def _extra_exports(self) -> dict[str, str]:
-        return {"KEY_PREFIX": self.key_prefix}
-
-    def _enter_namespace(self) -> None:
-        # memcached has no databases: an attached fixture gets a key prefix.
-        self.key_prefix = "fxd-%s:" % uuid.uuid4().hex[:12]
-
-    def reset(self) -> None:
-        """flush_all (every item invalidated) when this fixture started the
-        server; when attached, a new key prefix, which hides the old keys
-        from this fixture without touching anyone else's."""
-        if self.attached:
-            self._enter_namespace()
-        else:
-            self.command("flush_all")
+    def pifpaf_url(self, endpoint: Endpoint) -> str:
+        return "memcached://localhost:%d" % (endpoint.port or 0)
 
 
 class MemcachedResource(DaemonResource):

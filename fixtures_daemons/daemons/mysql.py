@@ -3,19 +3,135 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import typing
 
-from fixtures_daemons.binaries import Executable, sibling
-from fixtures_daemons.databases import DatabaseDaemonFixture, TemplateHook
+from fixtures_daemons.binaries import Executable, find_executable, sibling
+from fixtures_daemons.databases import DatabaseDaemonFixture, SqlAdmin, TemplateHook
+from fixtures_daemons.endpoint import Endpoint
 from fixtures_daemons.errors import CommandFailed, ExecutableNotFound
 from fixtures_daemons.probes import LogPattern, Probe
 from fixtures_daemons.resources import DaemonResource
 
-__all__ = ["MysqlFixture", "MysqlResource"]
+__all__ = ["MysqlFixture", "MysqlResource", "MysqlAdmin"]
+
+#: The command-line client, found beside the server or on PATH.
+CLIENT = Executable(
+    names=("mariadb", "mysql"),
+    dirs=("/opt/homebrew/opt/mariadb/bin", "/opt/homebrew/opt/mysql/bin"),
+    packages={"Debian/Ubuntu": "mariadb-client", "Homebrew": "mariadb"},
+)
 
 
 def _quote(name: str) -> str:
     return "`%s`" % name.replace("`", "``")
+
+
+class MysqlAdmin(SqlAdmin):
+    """Databases on one of our MySQL/MariaDB servers, through the
+    command-line client on the unix socket (``root`` has no password).
+
+    :param client: the client's path (default: searched).
+    """
+
+    def __init__(
+        self, endpoint: Endpoint, name: str = "", timeout: float = 30.0, client: str = ""
+    ) -> None:
+        super().__init__(endpoint, name, timeout)
+        self.client = client
+
+    def query(self, sql: str, database: str = "") -> list[list[str]]:
+        """Run SQL with the command-line client; return the rows, as text."""
+        self.client = self.client or find_executable(CLIENT, None, self.name)
+        command = [
+            self.client,
+            "--no-defaults",
+            "--user=" + self.endpoint.user,
+            "--socket=" + self.endpoint.socket,
+            "--batch",
+            "--skip-column-names",
+            "--execute=" + sql,
+        ]
+        if database:
+            command.append("--database=" + database)
+        result = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+            timeout=self.timeout,
+            check=False,
+        )
+        output = result.stdout.decode("utf-8", "replace")
+        if result.returncode != 0:
+            raise CommandFailed(self.name or "mysql client", command, result.returncode, output)
+        return [line.split("\t") for line in output.splitlines() if line]
+
+    def answers(self) -> bool:
+        try:
+            return bool(self.query("SELECT 1"))
+        except CommandFailed:
+            return False
+
+    def run_sql(self, sql: str, database: str) -> None:
+        self.query(sql, database)
+
+    def database_exists(self, name: str) -> bool:
+        return bool(self.query("SHOW DATABASES LIKE '%s'" % name.replace("_", "\\_")))
+
+    def build_template(self, name: str, fill: typing.Callable[[str], None]) -> None:
+        # Built under another name and moved in whole (RENAME TABLE moves
+        # tables between databases, all of them in one statement), so a
+        # worker killed in the middle of the hook never leaves a template
+        # that looks complete.
+        building = name + "_build"
+        self.drop_database(building)
+        self.query("CREATE DATABASE %s" % _quote(building))
+        try:
+            fill(building)
+            tables = self.base_tables(building)
+            statements = ["CREATE DATABASE %s;" % _quote(name)]
+            if tables:
+                statements.append(
+                    "RENAME TABLE %s;"
+                    % ", ".join(
+                        "%s.%s TO %s.%s" % (_quote(building), _quote(t), _quote(name), _quote(t))
+                        for t in tables
+                    )
+                )
+            self.query(" ".join(statements))
+        finally:
+            self.drop_database(building)
+
+    def base_tables(self, database: str) -> list[str]:
+        """The tables of ``database``, views left out (LIKE cannot copy a
+        view, and RENAME TABLE cannot move one)."""
+        return [
+            row[0] for row in self.query("SHOW FULL TABLES", database) if row[1] == "BASE TABLE"
+        ]
+
+    def create_database(self, name: str, template: str | None = None) -> None:
+        # MySQL has no template databases: the source's tables are copied
+        # with CREATE TABLE ... LIKE and INSERT ... SELECT, in one client run.
+        statements = ["CREATE DATABASE %s;" % _quote(name)]
+        if template:
+            for table in self.base_tables(template):
+                target, origin = (
+                    _quote(name) + "." + _quote(table),
+                    _quote(template) + "." + _quote(table),
+                )
+                statements.append("CREATE TABLE %s LIKE %s;" % (target, origin))
+                statements.append("INSERT INTO %s SELECT * FROM %s;" % (target, origin))
+        try:
+            self.query(" ".join(statements))
+        except CommandFailed as exc:
+            if "ERROR 1007" not in exc.output:  # not "database exists": ours, half made
+                self.drop_database(name)
+            raise
+
+    def drop_database(self, name: str) -> None:
+        self.query("DROP DATABASE IF EXISTS %s" % _quote(name))
 
 
 class MysqlFixture(DatabaseDaemonFixture):
@@ -50,6 +166,8 @@ class MysqlFixture(DatabaseDaemonFixture):
     refuses_root = True
     stop_signal = signal.SIGKILL
     restart_signal = signal.SIGTERM  # a clean shutdown
+    scheme = "mysql+pymysql"
+    admin_class = MysqlAdmin
 
     def __init__(
         self,
@@ -59,7 +177,6 @@ class MysqlFixture(DatabaseDaemonFixture):
         **kwargs: typing.Any,
     ) -> None:
         super().__init__(database=database, template=template, **kwargs)
-        self.user = "root"
 
     @property
     def flavour(self) -> str:
@@ -105,17 +222,19 @@ class MysqlFixture(DatabaseDaemonFixture):
             ] + files
         self.run_helper(command, "database initialisation")
 
-    def _prepare(self) -> None:
-        self.data_dir = self.path("data")
-        self.socket_path = self.path("mysqld.sock")
+    @property
+    def data_dir(self) -> str:
+        return self.path("data")
+
+    def prepare(self) -> None:
         self.from_template({"files": self._INNODB_FILES}, self._build_template, self.data_dir)
 
-    def _settings(self) -> dict[str, str]:
+    def server_settings(self) -> dict[str, str]:
         settings = {
             "datadir": self.data_dir,
-            "socket": self.socket_path,
+            "socket": self.path("mysqld.sock"),
             "port": str(self.port),
-            "bind-address": self.host,
+            "bind-address": self.requested_host,
             "pid-file": self.path("mysqld.pid"),
             "tmpdir": self.temp_dir,
             "skip-name-resolve": "ON",
@@ -140,7 +259,7 @@ class MysqlFixture(DatabaseDaemonFixture):
             )
         return settings
 
-    def _command(self) -> list[str]:
+    def command_line(self) -> list[str]:
         command = [self.binary, "--no-defaults"]
         for key, value in self.settings().items():
             if key.startswith("skip-") and value == "ON":
@@ -149,114 +268,54 @@ class MysqlFixture(DatabaseDaemonFixture):
                 command.append("--%s=%s" % (key, value))
         return command
 
-    def _probe(self) -> Probe:
+    def probe(self) -> Probe:
         return LogPattern(r"ready for connections")
 
-    def _started(self) -> None:
-        self.create_database(self.database)
+    def build_endpoint(self) -> Endpoint:
+        return (
+            super()
+            .build_endpoint()
+            .replace(
+                user="root",
+                database=self.requested_database,
+                sockets={"main": self.path("mysqld.sock")},
+            )
+        )
+
+    def make_admin(self, endpoint: Endpoint) -> MysqlAdmin:
+        client = ""
+        if self.binary:  # the client beside the server we started
+            for name in CLIENT.names:
+                try:
+                    client = sibling(self.binary, name)
+                    break
+                except ExecutableNotFound:
+                    continue
+        return MysqlAdmin(endpoint, self.daemon_name, self.timeout, client)
 
     # -- what tests use ------------------------------------------------------
 
     @property
-    def url(self) -> str:
-        return "mysql+pymysql://%s@%s:%d/%s" % (self.user, self.host, self.port, self.database)
+    def user(self) -> str:
+        return self.endpoint.user
+
+    @property
+    def socket_path(self) -> str:
+        return self.endpoint.socket
 
     @property
     def connect_kwargs(self) -> dict[str, typing.Any]:
         return {"host": self.host, "port": self.port, "user": self.user, "database": self.database}
 
-    def _extra_exports(self) -> dict[str, str]:
-        return {"DATABASE": self.database, "USER": self.user, "SOCKET": self.socket_path}
+    def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
+        return {"USER": endpoint.user}
 
-    def _pifpaf_url(self) -> str:
-        return "mysql://root@localhost/%s?unix_socket=%s" % (self.database, self.socket_path)
-
-    def _client(self) -> str:
-        for name in ("mariadb", "mysql"):
-            try:
-                return sibling(self.binary, name)  # beside the server, else on PATH
-            except ExecutableNotFound:
-                continue
-        raise ExecutableNotFound(
-            self.daemon_name,
-            "mariadb or mysql (the client)",
-            packages={"Debian/Ubuntu": "mariadb-client", "Homebrew": "mariadb"},
-        )
+    def pifpaf_url(self, endpoint: Endpoint) -> str:
+        return "mysql://root@localhost/%s?unix_socket=%s" % (endpoint.database, endpoint.socket)
 
     def query(self, sql: str, database: str = "") -> list[list[str]]:
         """Run SQL with the command-line client; return the rows, as text."""
-        command = [
-            self._client(),
-            "--no-defaults",
-            "--user=root",
-            "--socket=" + self.socket_path,
-            "--batch",
-            "--skip-column-names",
-            "--execute=" + sql,
-        ]
-        if database:
-            command.append("--database=" + database)
-        output = self.run_helper(command, "mysql client")
-        return [line.split("\t") for line in output.splitlines() if line]
-
-    def run_sql(self, sql: str, database: str) -> None:
-        self.query(sql, database)
-
-    def _database_exists(self, name: str) -> bool:
-        return bool(self.query("SHOW DATABASES LIKE '%s'" % name.replace("_", "\\_")))
-
-    def _build_template_database(self, name: str) -> None:
-        # Built under another name and moved in whole (RENAME TABLE moves
-        # tables between databases, all of them in one statement), so a
-        # worker killed in the middle of the hook never leaves a template
-        # that looks complete.
-        building = name + "_build"
-        self.drop_database(building)
-        self.query("CREATE DATABASE %s" % _quote(building))
-        try:
-            self.run_template_hook(building)
-            tables = self._base_tables(building)
-            statements = ["CREATE DATABASE %s;" % _quote(name)]
-            if tables:
-                statements.append(
-                    "RENAME TABLE %s;"
-                    % ", ".join(
-                        "%s.%s TO %s.%s" % (_quote(building), _quote(t), _quote(name), _quote(t))
-                        for t in tables
-                    )
-                )
-            self.query(" ".join(statements))
-        finally:
-            self.drop_database(building)
-
-    def _base_tables(self, database: str) -> list[str]:
-        """The tables of ``database``, views left out (LIKE cannot copy a
-        view, and RENAME TABLE cannot move one)."""
-        return [
-            row[0] for row in self.query("SHOW FULL TABLES", database) if row[1] == "BASE TABLE"
-        ]
-
-    def _create_database(self, name: str, source: str | None) -> None:
-        # MySQL has no template databases: the source's tables are copied
-        # with CREATE TABLE ... LIKE and INSERT ... SELECT, in one client run.
-        statements = ["CREATE DATABASE %s;" % _quote(name)]
-        if source:
-            for table in self._base_tables(source):
-                target, origin = (
-                    _quote(name) + "." + _quote(table),
-                    _quote(source) + "." + _quote(table),
-                )
-                statements.append("CREATE TABLE %s LIKE %s;" % (target, origin))
-                statements.append("INSERT INTO %s SELECT * FROM %s;" % (target, origin))
-        try:
-            self.query(" ".join(statements))
-        except CommandFailed as exc:
-            if "ERROR 1007" not in exc.output:  # not "database exists": ours, half made
-                self._drop_database(name)
-            raise
-
-    def _drop_database(self, name: str) -> None:
-        self.query("DROP DATABASE IF EXISTS %s" % _quote(name))
+        return typing.cast(MysqlAdmin, self.admin).query(sql, database)
 
 
 class MysqlResource(DaemonResource):

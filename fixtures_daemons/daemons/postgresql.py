@@ -9,12 +9,120 @@ import typing
 
 from fixtures_daemons import _pgwire, _reaper
 from fixtures_daemons.binaries import Executable, sibling
-from fixtures_daemons.databases import DatabaseDaemonFixture, TemplateHook
+from fixtures_daemons.databases import DatabaseDaemonFixture, SqlAdmin, TemplateHook
+from fixtures_daemons.endpoint import Endpoint
 from fixtures_daemons.probes import LogPattern, Probe
 from fixtures_daemons.resources import DaemonResource
 from fixtures_daemons.waiting import wait_for
 
-__all__ = ["PostgresqlFixture", "PostgresqlResource"]
+__all__ = ["PostgresqlFixture", "PostgresqlResource", "PostgresqlAdmin"]
+
+
+def _literal(value: str) -> str:
+    return "'%s'" % value.replace("'", "''")
+
+
+class PostgresqlAdmin(SqlAdmin):
+    """Databases on one of our PostgreSQL servers, through the built-in
+    minimal client (trust authentication on the unix socket).
+
+    :param file_copy: copy databases with ``STRATEGY FILE_COPY`` (the
+        server is not durable, so its two checkpoints cost little).
+    """
+
+    def __init__(
+        self, endpoint: Endpoint, name: str = "", timeout: float = 30.0, file_copy: bool = True
+    ) -> None:
+        super().__init__(endpoint, name, timeout)
+        self.file_copy = file_copy
+
+    def connect(self, database: str = "template1") -> _pgwire.Connection:
+        return _pgwire.connect(self.endpoint.socket, self.endpoint.user, database, self.timeout)
+
+    def query(self, sql: str, database: str = "template1") -> list[tuple[str | None, ...]]:
+        """Run SQL; return text rows."""
+        with self.connect(database) as conn:
+            return conn.query(sql)
+
+    def answers(self) -> bool:
+        try:
+            return bool(self.query("SELECT 1"))
+        except (OSError, _pgwire.PgError):
+            return False
+
+    def run_sql(self, sql: str, database: str) -> None:
+        self.query(sql, database)
+
+    @staticmethod
+    def _admin_for(*databases: str) -> str:
+        # The admin connection must not be to a database being created from,
+        # dropped or renamed.
+        return "postgres" if "template1" in databases else "template1"
+
+    def database_exists(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM pg_database WHERE datname = %s" % _literal(name)))
+
+    def build_template(self, name: str, fill: typing.Callable[[str], None]) -> None:
+        # Built under another name and renamed when complete.
+        building = name + "_build"
+        self.drop_database(building)
+        self.create_database(building, None)
+        try:
+            fill(building)
+        except BaseException:
+            self.drop_database(building)  # a failed hook leaves nothing behind
+            raise
+        with self.connect(self._admin_for(building)) as conn:
+            conn.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+                % _literal(building)
+            )
+            conn.query(
+                "ALTER DATABASE %s RENAME TO %s"
+                % (_pgwire.quote_ident(building), _pgwire.quote_ident(name))
+            )
+            conn.query("ALTER DATABASE %s IS_TEMPLATE true" % _pgwire.quote_ident(name))
+
+    def create_database(self, name: str, template: str | None = None) -> None:
+        # Without a template, from template0: pristine, and nobody can
+        # connect to it, so it is never "being accessed by other users".
+        source = template or "template0"
+        with self.connect(self._admin_for(name, source)) as conn:
+            conn.query(
+                "CREATE DATABASE %s TEMPLATE %s%s"
+                % (_pgwire.quote_ident(name), _pgwire.quote_ident(source), self._strategy(conn))
+            )
+
+    def _strategy(self, conn: _pgwire.Connection) -> str:
+        """Since PostgreSQL 15, CREATE DATABASE WAL-logs every block it
+        copies; FILE_COPY copies the files and makes two checkpoints, cheap
+        without fsync: 9 ms instead of 15 for a small database. Kept as the
+        default when durable."""
+        match = re.match(r"(\d+)", conn.parameters.get("server_version", ""))
+        if not self.file_copy or not match or int(match.group(1)) < 15:
+            return ""
+        return " STRATEGY FILE_COPY"
+
+    def drop_database(self, name: str) -> None:
+        """Drop a database, even while clients are connected to it: refuse
+        new connections, terminate the open ones, then drop.
+
+        DROP ... WITH (FORCE) alone does that too, but then waits for the
+        terminated backends in 100 ms steps (so does pg_terminate_backend's
+        timeout); here we watch the backends' processes go, with our own
+        1 ms backoff, and drop once they are gone.
+        """
+        ident = _pgwire.quote_ident(name)
+        with self.connect(self._admin_for(name)) as conn:
+            if conn.query("SELECT 1 FROM pg_database WHERE datname = %s" % _literal(name)):
+                conn.query("ALTER DATABASE %s ALLOW_CONNECTIONS false" % ident)
+                rows = conn.query(
+                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s" % _literal(name)
+                )
+                pids = [int(row[0]) for row in rows if row[0]]
+                wait_for(lambda: not any(_reaper.start_time(pid) for pid in pids), self.timeout)
+                conn.query("DROP DATABASE IF EXISTS %s WITH (FORCE)" % ident)
 
 
 class PostgresqlFixture(DatabaseDaemonFixture):
@@ -61,6 +169,9 @@ class PostgresqlFixture(DatabaseDaemonFixture):
     refuses_root = True
     stop_signal = signal.SIGQUIT  # immediate shutdown
     restart_signal = signal.SIGINT  # fast shutdown: a clean restart
+    scheme = "postgresql"
+    admin_class = PostgresqlAdmin
+    default_database = "postgres"
 
     def __init__(
         self,
@@ -73,7 +184,7 @@ class PostgresqlFixture(DatabaseDaemonFixture):
         **kwargs: typing.Any,
     ) -> None:
         super().__init__(database=database, template=template, **kwargs)
-        self.user = user
+        self.requested_user = user
         self.locale = locale
         self.encoding = encoding
 
@@ -81,7 +192,7 @@ class PostgresqlFixture(DatabaseDaemonFixture):
         # 1 MB WAL segments instead of 16: the copied data dir is 28 MB, not 43.
         return [
             "-U",
-            self.user,
+            self.requested_user,
             "-A",
             "trust",
             "-E",
@@ -98,15 +209,13 @@ class PostgresqlFixture(DatabaseDaemonFixture):
             "initdb",
         )
 
-    def _prepare(self) -> None:
-        self.socket_dir = self.temp_dir
-        self.data_dir = self.path("data")
+    def prepare(self) -> None:
         self.from_template({"initdb": self._init_options()}, self._build_template, self.data_dir)
 
-    def _settings(self) -> dict[str, str]:
+    def server_settings(self) -> dict[str, str]:
         settings = {
-            "listen_addresses": self.host,
-            "unix_socket_directories": self.socket_dir,
+            "listen_addresses": self.requested_host,
+            "unix_socket_directories": self.temp_dir,
             "log_destination": "stderr",
             "logging_collector": "off",
             # Dynamic shared memory as files in the data dir, not in
@@ -117,26 +226,46 @@ class PostgresqlFixture(DatabaseDaemonFixture):
             settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
         return settings
 
-    def _command(self) -> list[str]:
+    def command_line(self) -> list[str]:
         command = [self.binary, "-D", self.data_dir, "-p", str(self.port)]
         for key, value in self.settings().items():
             command += ["-c", "%s=%s" % (key, value)]
         return command
 
-    def _probe(self) -> Probe:
+    def probe(self) -> Probe:
         return LogPattern(r"database system is ready to accept connections")
 
-    def _started(self) -> None:
-        if self.template is not None and self.database == "postgres":
-            self.drop_database("postgres")
-        if self.template is not None or self.database != "postgres":
-            self.create_database(self.database)
+    def build_endpoint(self) -> Endpoint:
+        return (
+            super()
+            .build_endpoint()
+            .replace(
+                user=self.requested_user,
+                database=self.requested_database,
+                sockets={"main": os.path.join(self.temp_dir, ".s.PGSQL.%d" % self.port)},
+            )
+        )
+
+    def make_admin(self, endpoint: Endpoint) -> PostgresqlAdmin:
+        return PostgresqlAdmin(endpoint, self.daemon_name, self.timeout, not self.durable)
 
     # -- what tests use ------------------------------------------------------
 
     @property
-    def url(self) -> str:
-        return "postgresql://%s@%s:%d/%s" % (self.user, self.host, self.port, self.database)
+    def user(self) -> str:
+        return self._endpoint.user if self._endpoint is not None else self.requested_user
+
+    @property
+    def data_dir(self) -> str:
+        return self.path("data")
+
+    @property
+    def socket_dir(self) -> str:
+        return os.path.dirname(self.socket_path)
+
+    @property
+    def socket_path(self) -> str:
+        return self.endpoint.socket if self._endpoint is not None else self.admin.endpoint.socket
 
     @property
     def dsn(self) -> str:
@@ -147,115 +276,32 @@ class PostgresqlFixture(DatabaseDaemonFixture):
             self.database,
         )
 
-    @property
-    def socket_path(self) -> str:
-        return os.path.join(self.socket_dir, ".s.PGSQL.%d" % self.port)
+    def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
+        return {"SOCKET_DIR": os.path.dirname(endpoint.socket)}
 
-    def _extra_exports(self) -> dict[str, str]:
-        return {"DATABASE": self.database, "USER": self.user, "SOCKET_DIR": self.socket_dir}
-
-    def _pifpaf_url(self) -> str:
+    def pifpaf_url(self, endpoint: Endpoint) -> str:
         return "postgresql://localhost/%s?host=%s&port=%d" % (
-            self.database,
-            self.socket_dir,
-            self.port,
+            endpoint.database,
+            os.path.dirname(endpoint.socket),
+            endpoint.port or 0,
         )
 
-    def _pifpaf_raw_exports(self) -> dict[str, str]:
+    def pifpaf_raw_exports(self, endpoint: Endpoint) -> dict[str, str]:
         return {
-            "PGHOST": self.socket_dir,
-            "PGPORT": str(self.port),
-            "PGDATA": self.data_dir,
-            "PGDATABASE": self.database,
-            "PGUSER": self.user,
+            "PGHOST": os.path.dirname(endpoint.socket),
+            "PGPORT": str(endpoint.port),
+            "PGDATA": os.path.join(endpoint.directory, "data"),
+            "PGDATABASE": endpoint.database,
+            "PGUSER": endpoint.user,
         }
 
     def connect_admin(self, database: str = "template1") -> _pgwire.Connection:
         """A minimal protocol connection (no client library needed)."""
-        return _pgwire.connect(self.socket_path, self.user, database)
+        return typing.cast(PostgresqlAdmin, self.admin).connect(database)
 
     def query(self, sql: str, database: str = "template1") -> list[tuple[str | None, ...]]:
         """Run SQL through the built-in minimal client; return text rows."""
-        with self.connect_admin(database) as conn:
-            return conn.query(sql)
-
-    def run_sql(self, sql: str, database: str) -> None:
-        self.query(sql, database)
-
-    @staticmethod
-    def _admin_for(*databases: str) -> str:
-        # The admin connection must not be to a database being created from,
-        # dropped or renamed.
-        return "postgres" if "template1" in databases else "template1"
-
-    def _database_exists(self, name: str) -> bool:
-        return bool(self.query("SELECT 1 FROM pg_database WHERE datname = %s" % _literal(name)))
-
-    def _build_template_database(self, name: str) -> None:
-        # Built under another name and renamed when complete.
-        building = name + "_build"
-        self.drop_database(building)
-        self._create_database(building, None)
-        try:
-            self.run_template_hook(building)
-        except BaseException:
-            self.drop_database(building)  # a failed hook leaves nothing behind
-            raise
-        with self.connect_admin(self._admin_for(building)) as conn:
-            conn.query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
-                % _literal(building)
-            )
-            conn.query(
-                "ALTER DATABASE %s RENAME TO %s"
-                % (_pgwire.quote_ident(building), _pgwire.quote_ident(name))
-            )
-            conn.query("ALTER DATABASE %s IS_TEMPLATE true" % _pgwire.quote_ident(name))
-
-    def _create_database(self, name: str, source: str | None) -> None:
-        # Without a template, from template0: pristine, and nobody can
-        # connect to it, so it is never "being accessed by other users".
-        source = source or "template0"
-        with self.connect_admin(self._admin_for(name, source)) as conn:
-            conn.query(
-                "CREATE DATABASE %s TEMPLATE %s%s"
-                % (_pgwire.quote_ident(name), _pgwire.quote_ident(source), self._strategy())
-            )
-
-    def _strategy(self) -> str:
-        """Since PostgreSQL 15, CREATE DATABASE WAL-logs every block it
-        copies; FILE_COPY copies the files and makes two checkpoints, cheap
-        without fsync: 9 ms instead of 15 for a small database. Kept as the
-        default when ``durable``."""
-        match = re.search(r"\b(\d+)(?:\.\d+)*", self.version())
-        if self.durable or not match or int(match.group(1)) < 15:
-            return ""
-        return " STRATEGY FILE_COPY"
-
-    def _drop_database(self, name: str) -> None:
-        """Drop a database, even while clients are connected to it: refuse
-        new connections, terminate the open ones, then drop.
-
-        DROP ... WITH (FORCE) alone does that too, but then waits for the
-        terminated backends in 100 ms steps (so does pg_terminate_backend's
-        timeout); here we watch the backends' processes go, with our own
-        1 ms backoff, and drop once they are gone: 40 ms instead of 140.
-        """
-        ident = _pgwire.quote_ident(name)
-        with self.connect_admin(self._admin_for(name)) as conn:
-            if conn.query("SELECT 1 FROM pg_database WHERE datname = %s" % _literal(name)):
-                conn.query("ALTER DATABASE %s ALLOW_CONNECTIONS false" % ident)
-                rows = conn.query(
-                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s" % _literal(name)
-                )
-                pids = [int(row[0]) for row in rows if row[0]]
-                wait_for(lambda: not any(_reaper.start_time(pid) for pid in pids), 10.0)
-                conn.query("DROP DATABASE IF EXISTS %s WITH (FORCE)" % ident)
-
-
-def _literal(value: str) -> str:
-    return "'%s'" % value.replace("'", "''")
+        return typing.cast(PostgresqlAdmin, self.admin).query(sql, database)
 
 
 class PostgresqlResource(DaemonResource):

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import signal
 import typing
-import uuid
 
 from fixtures_daemons import _resp
+from fixtures_daemons.admin import Admin
 from fixtures_daemons.binaries import Executable
 from fixtures_daemons.daemon import DaemonFixture
+from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.namespaces import DatabaseNumber
 from fixtures_daemons.probes import Callable, Probe
 from fixtures_daemons.resources import DaemonResource
 
-__all__ = ["RedisFixture", "RedisResource"]
+__all__ = ["RedisFixture", "RedisResource", "RedisAdmin"]
 
 SERVERS = {
     "redis": Executable(
@@ -26,6 +28,63 @@ SERVERS = {
         env_var="FIXTURES_DAEMONS_VALKEY_SERVER",
     ),
 }
+
+
+class RedisAdmin(Admin):
+    """One of our Redis servers, through the built-in minimal client on
+    its unix socket (TCP when it has none)."""
+
+    _CLAIM = "fixtures-daemons:db:%d"
+
+    def command(self, *args: str, db: int = 0) -> object:
+        """Run one command in database ``db``; return its reply."""
+        endpoint = self.endpoint
+        commands: list[tuple[str, ...]] = []
+        if endpoint.password:
+            commands.append(("AUTH", endpoint.password))
+        if db:
+            commands.append(("SELECT", str(db)))
+        commands.append(tuple(args))
+        address: str | tuple[str, int] = endpoint.socket or (endpoint.host, endpoint.port or 0)
+        return _resp.command(address, *commands, timeout=self.timeout)[-1]
+
+    def answers(self) -> bool:
+        try:
+            return self.command("PING") == "PONG"
+        except (OSError, _resp.RespError):
+            return False
+
+    def flush(self) -> None:
+        self.command("FLUSHALL")
+
+    def database_count(self) -> int:
+        return int(self.endpoint.extra.get("databases", "16"))
+
+    # The claims are keys in database 0, set only if absent, so two workers
+    # never get the same number.
+    def claim_number(self, number: int, token: str) -> bool:
+        return self.command("SET", self._CLAIM % number, token, "NX") == "OK"
+
+    def release_number(self, number: int, token: str) -> None:
+        self.command("FLUSHDB", db=number)
+        if self.command("GET", self._CLAIM % number) == token.encode():
+            self.command("DEL", self._CLAIM % number)
+
+    def flush_number(self, number: int) -> None:
+        self.command("FLUSHDB", db=number)
+
+    def delete_prefixed(self, prefix: str, number: int = 0) -> bool:
+        cursor = "0"
+        while True:
+            reply = typing.cast(
+                list[typing.Any],
+                self.command("SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000", db=number),
+            )
+            cursor, keys = reply[0].decode(), reply[1]
+            if keys:
+                self.command("DEL", *(key.decode() for key in keys), db=number)
+            if cursor == "0":
+                return True
 
 
 class RedisFixture(DaemonFixture):
@@ -50,6 +109,9 @@ class RedisFixture(DaemonFixture):
     executable = SERVERS["redis"]
     stop_signal = signal.SIGKILL
     restart_signal = signal.SIGTERM  # shuts down with a SAVE (a save point is set)
+    scheme = "redis"
+    namespace = DatabaseNumber
+    admin_class = RedisAdmin
 
     def __init__(
         self,
@@ -67,14 +129,12 @@ class RedisFixture(DaemonFixture):
         self.executable = SERVERS[server]
         self.password = password
         self.databases = databases
-        self.db = 0
-        self.key_prefix = ""
 
-    def _settings(self) -> dict[str, str]:
+    def server_settings(self) -> dict[str, str]:
         settings = {
-            "bind": self.host,
+            "bind": self.requested_host,
             "port": str(self.port),
-            "unixsocket": self.socket_path,
+            "unixsocket": self.path("redis.sock"),
             "unixsocketperm": "700",
             "dir": self.temp_dir,
             "databases": str(self.databases),
@@ -91,87 +151,56 @@ class RedisFixture(DaemonFixture):
             settings["requirepass"] = self.password
         return settings
 
-    @property
-    def socket_path(self) -> str:
-        return self.path("redis.sock")
-
-    def _command(self) -> list[str]:
+    def command_line(self) -> list[str]:
         command = [self.binary]
         for key, value in self.settings().items():
             command += ["--" + key, value]
         return command
 
-    def command(self, *args: str, db: int = 0) -> object:
-        """Run one command (in database ``db``) through the built-in
-        minimal client."""
-        commands: list[tuple[str, ...]] = []
-        if self.password:
-            commands.append(("AUTH", self.password))
-        if db:
-            commands.append(("SELECT", str(db)))
-        commands.append(tuple(args))
-        return _resp.command(self.socket_path, *commands)[-1]
+    def probe(self) -> Probe:
+        admin = self.admin
+        return Callable(admin.answers, "PING answered with PONG")
 
-    def _probe(self) -> Probe:
-        return Callable(lambda: self.command("PING") == "PONG", "PING answered with PONG")
+    def build_endpoint(self) -> Endpoint:
+        return (
+            super()
+            .build_endpoint()
+            .replace(
+                password=self.password or "",
+                database="0",
+                sockets={"main": self.path("redis.sock")},
+                extra={"databases": str(self.settings().get("databases", self.databases))},
+            )
+        )
+
+    # -- what tests use ------------------------------------------------------
 
     @property
-    def url(self) -> str:
-        auth = ":%s@" % self.password if self.password else ""
-        return "redis://%s%s:%d/%d" % (auth, self.host, self.port, self.db)
+    def socket_path(self) -> str:
+        return self.endpoint.socket
 
-    def _pifpaf_url(self) -> str:
-        auth = ":%s@" % self.password if self.password else ""
-        return "redis://%slocalhost:%d" % (auth, self.port)
+    @property
+    def db(self) -> int:
+        """The database number this fixture owns."""
+        return int(self.endpoint.database or 0)
 
-    def _extra_exports(self) -> dict[str, str]:
-        return {"SOCKET": self.socket_path, "DB": str(self.db), "KEY_PREFIX": self.key_prefix}
+    @property
+    def key_prefix(self) -> str:
+        """Set when this fixture shares a server whose every database number
+        was taken: prefix your keys with it."""
+        return self.endpoint.key_prefix
 
-    _CLAIM = "fixtures-daemons:db:%d"
+    def command(self, *args: str, db: int | None = None) -> object:
+        """Run one command (in this fixture's database, or ``db``) through
+        the built-in minimal client."""
+        return typing.cast(RedisAdmin, self.admin).command(*args, db=self.db if db is None else db)
 
-    def _enter_namespace(self) -> None:
-        # Attached to a shared server: claim a free database number (the
-        # claims are keys in database 0, set only if absent, so two workers
-        # never get the same), or, when all are taken, a key prefix.
-        token = uuid.uuid4().hex
-        self.db, self.key_prefix = 0, ""
-        for number in range(1, self.databases):
-            if self.command("SET", self._CLAIM % number, token, "NX") == "OK":
-                self.db = number
-                self.command("FLUSHDB", db=number)
-                self.addCleanup(self._release, number, token)
-                return
-        self.key_prefix = "fxd:%s:" % token[:12]
-        self.addCleanup(self._delete_prefixed)
+    def pifpaf_url(self, endpoint: Endpoint) -> str:
+        auth = ":%s@" % endpoint.password if endpoint.password else ""
+        return "redis://%slocalhost:%d" % (auth, endpoint.port or 0)
 
-    def _release(self, number: int, token: str) -> None:
-        self.command("FLUSHDB", db=number)
-        if self.command("GET", self._CLAIM % number) == token.encode():
-            self.command("DEL", self._CLAIM % number)
-
-    def _delete_prefixed(self) -> None:
-        cursor = "0"
-        while True:
-            reply = typing.cast(
-                list[typing.Any],
-                self.command("SCAN", cursor, "MATCH", self.key_prefix + "*", "COUNT", "1000"),
-            )
-            cursor, keys = reply[0].decode(), reply[1]
-            if keys:
-                self.command("DEL", *(key.decode() for key in keys))
-            if cursor == "0":
-                return
-
-    def reset(self) -> None:
-        """Empty what this fixture owns: every database (FLUSHALL) when it
-        started the server; its database (FLUSHDB) or its prefixed keys when
-        attached to a shared one."""
-        if not self.attached:
-            self.command("FLUSHALL")
-        elif self.key_prefix:
-            self._delete_prefixed()
-        else:
-            self.command("FLUSHDB", db=self.db)
+    def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
+        return {"DB": endpoint.database or "0"}
 
 
 class RedisResource(DaemonResource):

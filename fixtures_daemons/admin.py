@@ -1,0 +1,95 @@
+"""Admin: the one shape of administrative access to a daemon.
+
+Namespaces (:mod:`fixtures_daemons.namespaces`) and ``reset()`` need a few
+operations on a daemon: does it answer, empty it, create and drop a named
+space (an SQL database, a vhost, a chroot), claim a numbered one (a Redis
+database), delete the keys under a prefix. Every daemon has one
+:class:`Admin` subclass, built from an :class:`~fixtures_daemons.Endpoint`,
+that implements the operations the daemon has; the others fail with a
+:class:`~fixtures_daemons.MisuseError` that says the daemon has no such
+thing.
+
+Protocol code written by hand (``_pgwire``, ``_resp``) is allowed here
+only for our own servers with trust authentication, where a benchmark
+shows the gain over a client library; anything that faces a server we did
+not start goes through the daemon's real client library, an optional
+extra. See doc/source/design.rst.
+"""
+
+from __future__ import annotations
+
+import typing
+
+from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.errors import MisuseError
+
+__all__ = ["Admin"]
+
+
+class Admin:
+    """Administrative access to one daemon, at ``endpoint``.
+
+    :param endpoint: the whole daemon's endpoint (not a namespace's).
+    :param name: the daemon's name, for error messages.
+    :param timeout: the bound of one operation, in seconds.
+    """
+
+    def __init__(self, endpoint: Endpoint, name: str = "", timeout: float = 30.0) -> None:
+        self.endpoint = endpoint
+        self.name = name
+        self.timeout = timeout
+
+    def _lacks(self, call: str, what: str) -> typing.NoReturn:
+        raise MisuseError(self.name, call, "%s has no %s" % (self.name or "this daemon", what))
+
+    # -- every daemon ----------------------------------------------------------
+
+    def answers(self) -> bool:
+        """True when the daemon answers a request (not just accepts a
+        connection): used as readiness probe and to check a daemon that a
+        fixture attaches to."""
+        raise NotImplementedError("%s.answers" % type(self).__name__)
+
+    def flush(self) -> None:
+        """Empty the whole daemon (every database, every key)."""
+        self._lacks("flush()", "way to be emptied")
+
+    # -- named spaces: SQL databases, vhosts, chroots --------------------------
+
+    def database_exists(self, name: str) -> bool:
+        self._lacks("database_exists()", "databases")
+
+    def create_database(self, name: str, template: str | None = None) -> None:
+        """Create the space ``name``, a copy of ``template`` if given."""
+        self._lacks("create_database()", "databases")
+
+    def drop_database(self, name: str) -> None:
+        """Drop the space ``name`` if it exists, even while clients use it."""
+        self._lacks("drop_database()", "databases")
+
+    # -- numbered spaces: Redis databases --------------------------------------
+
+    def database_count(self) -> int:
+        """How many numbered spaces there are (0: none)."""
+        return 0
+
+    def claim_number(self, number: int, token: str) -> bool:
+        """Claim the numbered space ``number`` for ``token``, atomically;
+        False if someone else holds it."""
+        self._lacks("claim_number()", "numbered databases")
+
+    def release_number(self, number: int, token: str) -> None:
+        """Empty ``number`` and release it if ``token`` holds it."""
+        self._lacks("release_number()", "numbered databases")
+
+    def flush_number(self, number: int) -> None:
+        """Empty the numbered space ``number``."""
+        self._lacks("flush_number()", "numbered databases")
+
+    # -- key prefixes ----------------------------------------------------------
+
+    def delete_prefixed(self, prefix: str, number: int = 0) -> bool:
+        """Delete every key that starts with ``prefix``; False when the
+        daemon cannot list its keys (memcached), so the caller must move to
+        a new prefix instead."""
+        return False

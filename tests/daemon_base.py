@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import select
 import shutil
+import socket
 import stat
 import tempfile
 import typing
@@ -24,11 +26,15 @@ import fixtures
 import psutil
 
 from fixtures_daemons import (
+    AttachError,
+    DaemonExited,
     DaemonFixture,
-    MemcachedFixture,
-    MysqlFixture,
-    PostgresqlFixture,
-    RedisFixture,
+    ExecutableNotFound,
+    MisuseError,
+    NotOwnedError,
+    PortUnavailable,
+    StateError,
+    TempDirError,
     reserve_port,
 )
 from fixtures_daemons._reaper import find_tagged
@@ -79,10 +85,9 @@ class DaemonTestCase(base.TestCase):
         super().setUp()
         # These tests are about daemons they start themselves: never attach
         # to one described in the environment (``fixtures-daemons run``).
-        classes = (PostgresqlFixture, MysqlFixture, RedisFixture, MemcachedFixture)
-        for name in [cls.daemon_name for cls in classes] + ["valkey"]:
-            variable = "FIXTURES_DAEMONS_%s_STATE" % name.upper()
-            self.useFixture(fixtures.EnvironmentVariable(variable))
+        for variable in list(os.environ):
+            if variable.startswith("FIXTURES_DAEMONS_") and variable.endswith("_STATE"):
+                self.useFixture(fixtures.EnvironmentVariable(variable))
 
     def startManually(self, fixture: F) -> F:
         """Set up ``fixture`` for a test that cleans it up itself midway;
@@ -378,3 +383,214 @@ class DaemonContract:
             self.assertFalse(deadline.expired())
         self.assertGone(*tree)
         self.assertDirGone(temp_dir)
+
+
+class BadInputs:
+    """Bad inputs for one daemon; mixed into a DaemonTestCase."""
+
+    daemon_class: type[DaemonFixture]
+    #: The Debian package the error must name.
+    package: str
+    #: A setting (or argument) the daemon rejects, and its complaint.
+    rejected: dict[str, typing.Any]
+    complaint: str
+    #: What the daemon logs when it exits during startup (see :meth:`broken`).
+    crash_complaint: str
+
+    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
+        """A fixture of the daemon that exits during startup."""
+        raise NotImplementedError
+
+    def setUp(self: typing.Any) -> None:
+        super().setUp()  # type: ignore[misc]
+        self.temp_root = self.ownTempRoot()
+        self.tagged = self.taggedPids()
+
+    def make(self, **kwargs: typing.Any) -> DaemonFixture:
+        kwargs.setdefault("temp_root", self.temp_root)
+        return self.daemon_class(mode="spawn", **kwargs)
+
+    def test_binary_missing(self: typing.Any) -> None:
+        path = "/nonexistent/%s" % self.daemon_class.executable.names[0]
+        error = self.assertSetUpRaises(ExecutableNotFound, self.make(binary=path))
+        self.assertEqual(path, error.executable)
+        self.assertIn(path, str(error))
+        self.assertIn("Debian/Ubuntu: %s" % self.package, str(error))
+        self.assertIn(self.daemon_class.executable.env_var, str(error))
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+    def test_binary_variable_points_nowhere(self: typing.Any) -> None:
+        variable = self.daemon_class.executable.env_var
+        self.useFixture(fixtures.EnvironmentVariable(variable, "/nowhere/daemon"))
+        error = self.assertSetUpRaises(ExecutableNotFound, self.make())
+        self.assertEqual("/nowhere/daemon", error.executable)
+        self.assertEqual(variable, error.env_var)
+        self.assertIn("Debian/Ubuntu: %s" % self.package, str(error))
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+    def test_rejected_setting(self: typing.Any) -> None:
+        daemon = self.make(**self.rejected)
+        error = self.assertSetUpRaises(DaemonExited, daemon)
+        self.assertIsInstance(error.returncode, int)
+        self.assertNotEqual(0, error.returncode)
+        self.assertIn(self.complaint, error.log_tail)
+        self.assertIn(self.complaint, str(error))
+        self.assertEqual(daemon.binary, error.command[0])
+        log = daemon.getDetails()["%s-log" % daemon.daemon_name].as_text()
+        self.assertIn(self.complaint, log)
+        self.assertNothingLeft(self.temp_root, self.tagged, daemon.port)
+
+    def test_exits_during_startup(self: typing.Any) -> None:
+        daemon = self.broken(temp_root=self.temp_root, mode="spawn")
+        error = self.assertSetUpRaises(DaemonExited, daemon)
+        self.assertIsInstance(error.returncode, int)
+        self.assertNotEqual(0, error.returncode)
+        self.assertIn(self.crash_complaint, error.log_tail)
+        self.assertIn("before it was ready", str(error))
+        self.assertNothingLeft(self.temp_root, self.tagged, daemon.port)
+
+    def test_temp_root_under_a_file(self: typing.Any) -> None:
+        # Not even root can make a dir whose parent is a regular file.
+        parent = os.path.join(self.temp_root, "a-file")
+        with open(parent, "w"):
+            pass
+        root = os.path.join(parent, "temp")
+        error = self.assertSetUpRaises(TempDirError, self.make(temp_root=root))
+        self.assertEqual(root, error.root)
+        self.assertIn(root, str(error))
+        os.unlink(parent)
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+    def test_temp_root_not_writable(self: typing.Any) -> None:
+        if IS_ROOT:
+            self.skipTest("root can write anywhere")
+        root = os.path.join(self.temp_root, "read-only")
+        os.mkdir(root, 0o500)
+        error = self.assertSetUpRaises(TempDirError, self.make(temp_root=root))
+        self.assertEqual(root, error.root)
+        self.assertEqual([], os.listdir(root))
+        os.rmdir(root)
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+    def test_temp_root_closed_to_the_daemon_user(self: typing.Any) -> None:
+        if not (IS_ROOT and self.daemon_class.refuses_root):
+            self.skipTest("only when the daemon runs as another user")
+        root = os.path.join(self.temp_root, "root-only")
+        os.mkdir(root, 0o700)
+        error = self.assertSetUpRaises(TempDirError, self.make(temp_root=root))
+        self.assertIn("nobody", str(error))
+        self.assertEqual([], os.listdir(root))
+        os.rmdir(root)
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+    def test_port_taken_by_another_program(self: typing.Any) -> None:
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        error = self.assertSetUpRaises(PortUnavailable, self.make(port=port))
+        self.assertEqual(port, error.port)
+        self.assertEqual("127.0.0.1", error.host)
+        self.assertIn(str(port), str(error))
+        # Nothing connected to the other program, not even a probe.
+        readable, _, _ = select.select([listener], [], [], 0)
+        self.assertEqual([], readable)
+        self.assertNothingLeft(self.temp_root, self.tagged)
+
+
+class AttachContract:
+    """Sharing one daemon, for every daemon; mixed into a daemon's
+    :class:`DaemonContract` test class (its ``write``/``read`` are used
+    with the fixture's key prefix, so they honour every kind of
+    namespace)."""
+
+    daemon_class: type[DaemonFixture]
+
+    def put(self: typing.Any, fixture: DaemonFixture, key: str, value: str) -> None:
+        self.write(fixture, fixture.endpoint.key_prefix + key, value)
+
+    def get(self: typing.Any, fixture: DaemonFixture, key: str) -> str | None:
+        value: str | None = self.read(fixture, fixture.endpoint.key_prefix + key)
+        return value
+
+    def test_two_fixtures_give_two_daemons(self: typing.Any) -> None:
+        one = self.useFixture(self.daemon_class())
+        two = self.useFixture(self.daemon_class())
+        self.assertFalse(two.attached)
+        self.assertNotEqual(one.port, two.port)
+        self.assertNotEqual(pid_of(one), pid_of(two))
+        self.put(one, "key", "one")
+        with two.stopped():  # both are stoppable: each owns its process
+            self.assertEqual("one", self.get(one, "key"))
+        with one.stopped():
+            self.put(two, "key", "two")
+        self.assertEqual("two", self.get(two, "key"))
+
+    def test_shared_daemon_gives_each_fixture_a_namespace(self: typing.Any) -> None:
+        server = self.useFixture(self.daemon_class(share=True))
+        a = self.startManually(self.daemon_class())
+        if self.daemon_class.namespace is None:
+            # No namespaces: auto mode never attaches, it starts its own.
+            self.assertFalse(a.attached)
+            self.assertNotEqual(server.port, a.port)
+            return
+        b = self.useFixture(self.daemon_class())
+        self.assertTrue(a.attached and b.attached)
+        self.assertIsNone(a.process)
+        self.assertEqual(server.port, a.port)
+        self.assertNotEqual(a.endpoint, b.endpoint)
+        self.put(a, "key", "a")
+        self.put(b, "key", "b")
+        self.assertEqual("a", self.get(a, "key"))
+        self.assertEqual("b", self.get(b, "key"))
+        self.assertIsNone(self.get(server, "key"))
+        a.reset()
+        self.assertIsNone(self.get(a, "key"))
+        self.assertEqual("b", self.get(b, "key"))
+        for call in (a.stopped, a.paused):
+            error = self.assertRaises(NotOwnedError, lambda c=call: c().__enter__())
+            self.assertIn("did not start", str(error))
+        a.cleanUp()
+        self.assertIsNone(server.process.process.poll())
+        self.assertEqual("b", self.get(b, "key"))
+
+    def test_spawn_mode_ignores_a_shared_daemon(self: typing.Any) -> None:
+        server = self.useFixture(self.daemon_class(share=True))
+        own = self.useFixture(self.daemon_class(mode="spawn"))
+        self.assertFalse(own.attached)
+        self.assertNotEqual(server.port, own.port)
+
+    def test_attach_mode_without_a_shared_daemon(self: typing.Any) -> None:
+        variable = "FIXTURES_DAEMONS_%s_STATE" % self.daemon_class.daemon_name.upper()
+        before = dict(os.environ)
+        error = self.assertSetUpRaises(MisuseError, self.daemon_class(mode="attach"))
+        self.assertIn(variable, str(error))
+        self.assertIn("fixtures-daemons run %s -- " % self.daemon_class.daemon_name, str(error))
+        self.assertEqual(before, dict(os.environ))
+
+    def test_garbage_in_the_state_variable(self: typing.Any) -> None:
+        variable = "FIXTURES_DAEMONS_%s_STATE" % self.daemon_class.daemon_name.upper()
+        temp_root = self.ownTempRoot()
+        tagged = self.taggedPids()
+        for garbage in (
+            "not json",
+            "[1, 2]",
+            '{"daemon": "%s", "endpoint": {"ports": {"main": "x"}}}'
+            % self.daemon_class.daemon_name,
+        ):
+            self.useFixture(fixtures.EnvironmentVariable(variable, garbage))
+            error = self.assertSetUpRaises(
+                StateError, self.daemon_class(mode="attach", temp_root=temp_root)
+            )
+            self.assertEqual(variable, error.source)
+            self.assertIn(variable, str(error))
+        self.assertNothingLeft(temp_root, tagged)
+
+    def test_attach_to_a_dead_daemon(self: typing.Any) -> None:
+        server = self.startManually(self.daemon_class(share=True))
+        state = os.environ[server.state_variable()]
+        server.cleanUp()
+        self.useFixture(fixtures.EnvironmentVariable(server.state_variable(), state))
+        error = self.assertSetUpRaises(AttachError, self.daemon_class(mode="attach"))
+        self.assertIn(server.state_variable(), str(error))

@@ -167,26 +167,7 @@ class AttachTestCase(base.TestCase):
 
 
 class TestModes(AttachTestCase):
-    """mode="spawn" and mode="attach", for every daemon."""
-
-    DAEMONS: typing.ClassVar[list[type[DaemonFixture]]] = [
-        PostgresqlFixture,
-        MysqlFixture,
-        RedisFixture,
-        MemcachedFixture,
-    ]
-
-    def test_attach_without_variable_says_what_to_do(self) -> None:
-        for cls in self.DAEMONS:
-            variable = "FIXTURES_DAEMONS_%s_STATE" % cls.daemon_name.upper()
-            self.useFixture(fixtures.EnvironmentVariable(variable))
-            before = dict(os.environ)
-            error = self.assertSetUpFails(DaemonError, cls(mode="attach"))
-            message = str(error)
-            self.assertIn(variable, message)
-            self.assertIn("fixtures-daemons run %s -- " % cls.daemon_name, message)
-            self.assertIn("mode='auto'", message)
-            self.assertEqual(before, dict(os.environ))
+    """What the contract (tests.daemon_base.AttachContract) does not cover."""
 
     def test_attach_honours_env_prefix(self) -> None:
         server = self.spawnServer(RedisFixture, env_prefix="FXDTEST")
@@ -196,41 +177,6 @@ class TestModes(AttachTestCase):
         # Another prefix does not see it.
         self.useFixture(fixtures.EnvironmentVariable("FIXTURES_DAEMONS_REDIS_STATE"))
         self.assertSetUpFails(DaemonError, RedisFixture(mode="attach"))
-
-    def _check_spawn_forced(self, cls: type[DaemonFixture]) -> None:
-        server = self.spawnServer(cls)
-        auto = self.attach(cls)
-        self.assertEqual(server.port, auto.port)
-        spawned = self.useFixture(cls(mode="spawn"))
-        self.assertFalse(spawned.attached)
-        self.assertIsNotNone(spawned.process)
-        self.assertNotEqual(server.port, spawned.port)
-        self.assertNotEqual(server.temp_dir, spawned.temp_dir)
-        self.assertNotEqual(server.process.pid, spawned.process.pid)
-
-    def test_spawn_forces_a_new_postgresql(self) -> None:
-        self._check_spawn_forced(PostgresqlFixture)
-
-    def test_spawn_forces_a_new_mysql(self) -> None:
-        self._check_spawn_forced(MysqlFixture)
-
-    def test_spawn_forces_a_new_redis(self) -> None:
-        self._check_spawn_forced(RedisFixture)
-
-    def test_spawn_forces_a_new_memcached(self) -> None:
-        self._check_spawn_forced(MemcachedFixture)
-
-    def test_attached_cleanup_leaves_the_server_running(self) -> None:
-        for cls in (RedisFixture, MemcachedFixture):
-            server = self.spawnServer(cls)
-            state = os.environ[server.state_variable()]
-            attached = self.attach(cls)
-            # It shares nothing itself: the variable still names the server.
-            self.assertEqual(state, os.environ[server.state_variable()])
-            attached.cleanUp()
-            self.assertEqual(state, os.environ[server.state_variable()])
-            self.assertIsNone(server.process.process.poll())
-            self.assertTrue(os.path.isdir(server.temp_dir))
 
 
 # -- PostgreSQL ----------------------------------------------------------------

@@ -8,32 +8,20 @@ behind: no process, nothing in the temp root, no port reservation.
 from __future__ import annotations
 
 import os
-import select
-import shutil
-import signal
-import socket
 import typing
 
-import fixtures
 import redis
 
 from fixtures_daemons import (
     CommandFailed,
-    DaemonExited,
-    DaemonFixture,
-    ExecutableNotFound,
     MemcachedFixture,
     MisuseError,
-    MysqlFixture,
     PortUnavailable,
-    PostgresqlFixture,
     RedisFixture,
     StartupTimeout,
-    TempDirError,
     UserError,
     probes,
 )
-from fixtures_daemons.binaries import find_executable
 from tests import daemon_base
 from tests.daemon_base import IS_ROOT, NOBODY
 
@@ -206,200 +194,3 @@ class TestDaemonBase(daemon_base.DaemonTestCase):
         )
         self.assertIn("fxd-no-such-user", str(error))
         self.assertNothingLeft(temp_root, tagged)
-
-
-class BadInputs:
-    """Bad inputs for one daemon; mixed into a DaemonTestCase."""
-
-    daemon_class: type[DaemonFixture]
-    #: The Debian package the error must name.
-    package: str
-    #: A setting (or argument) the daemon rejects, and its complaint.
-    rejected: dict[str, typing.Any]
-    complaint: str
-    #: What the daemon logs when it exits during startup (see :meth:`broken`).
-    crash_complaint: str
-
-    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
-        """A fixture of the daemon that exits during startup."""
-        raise NotImplementedError
-
-    def setUp(self: typing.Any) -> None:
-        super().setUp()  # type: ignore[misc]
-        self.temp_root = self.ownTempRoot()
-        self.tagged = self.taggedPids()
-
-    def make(self, **kwargs: typing.Any) -> DaemonFixture:
-        kwargs.setdefault("temp_root", self.temp_root)
-        return self.daemon_class(mode="spawn", **kwargs)
-
-    def test_binary_missing(self: typing.Any) -> None:
-        path = "/nonexistent/%s" % self.daemon_class.executable.names[0]
-        error = self.assertSetUpRaises(ExecutableNotFound, self.make(binary=path))
-        self.assertEqual(path, error.executable)
-        self.assertIn(path, str(error))
-        self.assertIn("Debian/Ubuntu: %s" % self.package, str(error))
-        self.assertIn(self.daemon_class.executable.env_var, str(error))
-        self.assertNothingLeft(self.temp_root, self.tagged)
-
-    def test_binary_variable_points_nowhere(self: typing.Any) -> None:
-        variable = self.daemon_class.executable.env_var
-        self.useFixture(fixtures.EnvironmentVariable(variable, "/nowhere/daemon"))
-        error = self.assertSetUpRaises(ExecutableNotFound, self.make())
-        self.assertEqual("/nowhere/daemon", error.executable)
-        self.assertEqual(variable, error.env_var)
-        self.assertIn("Debian/Ubuntu: %s" % self.package, str(error))
-        self.assertNothingLeft(self.temp_root, self.tagged)
-
-    def test_rejected_setting(self: typing.Any) -> None:
-        daemon = self.make(**self.rejected)
-        error = self.assertSetUpRaises(DaemonExited, daemon)
-        self.assertIsInstance(error.returncode, int)
-        self.assertNotEqual(0, error.returncode)
-        self.assertIn(self.complaint, error.log_tail)
-        self.assertIn(self.complaint, str(error))
-        self.assertEqual(daemon.binary, error.command[0])
-        log = daemon.getDetails()["%s-log" % daemon.daemon_name].as_text()
-        self.assertIn(self.complaint, log)
-        self.assertNothingLeft(self.temp_root, self.tagged, daemon.port)
-
-    def test_exits_during_startup(self: typing.Any) -> None:
-        daemon = self.broken(temp_root=self.temp_root, mode="spawn")
-        error = self.assertSetUpRaises(DaemonExited, daemon)
-        self.assertIsInstance(error.returncode, int)
-        self.assertNotEqual(0, error.returncode)
-        self.assertIn(self.crash_complaint, error.log_tail)
-        self.assertIn("before it was ready", str(error))
-        self.assertNothingLeft(self.temp_root, self.tagged, daemon.port)
-
-    def test_temp_root_under_a_file(self: typing.Any) -> None:
-        # Not even root can make a dir whose parent is a regular file.
-        parent = os.path.join(self.temp_root, "a-file")
-        with open(parent, "w"):
-            pass
-        root = os.path.join(parent, "temp")
-        error = self.assertSetUpRaises(TempDirError, self.make(temp_root=root))
-        self.assertEqual(root, error.root)
-        self.assertIn(root, str(error))
-        os.unlink(parent)
-        self.assertNothingLeft(self.temp_root, self.tagged)
-
-    def test_temp_root_not_writable(self: typing.Any) -> None:
-        if IS_ROOT:
-            self.skipTest("root can write anywhere")
-        root = os.path.join(self.temp_root, "read-only")
-        os.mkdir(root, 0o500)
-        error = self.assertSetUpRaises(TempDirError, self.make(temp_root=root))
-        self.assertEqual(root, error.root)
-        self.assertEqual([], os.listdir(root))
-        os.rmdir(root)
-        self.assertNothingLeft(self.temp_root, self.tagged)
-
-    def test_temp_root_closed_to_the_daemon_user(self: typing.Any) -> None:
-        if not (IS_ROOT and self.daemon_class.refuses_root):
-            self.skipTest("only when the daemon runs as another user")
-        root = os.path.join(self.temp_root, "root-only")
-        os.mkdir(root, 0o700)
-        error = self.assertSetUpRaises(TempDirError, self.make(temp_root=root))
-        self.assertIn("nobody", str(error))
-        self.assertEqual([], os.listdir(root))
-        os.rmdir(root)
-        self.assertNothingLeft(self.temp_root, self.tagged)
-
-    def test_port_taken_by_another_program(self: typing.Any) -> None:
-        listener = socket.socket()
-        self.addCleanup(listener.close)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        port = listener.getsockname()[1]
-        error = self.assertSetUpRaises(PortUnavailable, self.make(port=port))
-        self.assertEqual(port, error.port)
-        self.assertEqual("127.0.0.1", error.host)
-        self.assertIn(str(port), str(error))
-        # Nothing connected to the other program, not even a probe.
-        readable, _, _ = select.select([listener], [], [], 0)
-        self.assertEqual([], readable)
-        self.assertNothingLeft(self.temp_root, self.tagged)
-
-
-class BrokenPostgresql(PostgresqlFixture):
-    def prepare(self) -> None:
-        super().prepare()
-        os.unlink(os.path.join(self.data_dir, "global", "pg_control"))
-
-
-class TestPostgresqlBadInputs(BadInputs, daemon_base.DaemonTestCase):
-    daemon_class = PostgresqlFixture
-    package = "postgresql"
-    rejected = {"settings": {"no_such_setting": "1"}}
-    complaint = 'unrecognized configuration parameter "no_such_setting"'
-    crash_complaint = "pg_control"
-
-    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
-        return BrokenPostgresql(**kwargs)
-
-    def test_rejected_value(self) -> None:
-        error = self.assertSetUpRaises(DaemonExited, self.make(settings={"shared_buffers": "x"}))
-        self.assertIn("shared_buffers", error.log_tail)
-        self.assertNothingLeft(self.temp_root, self.tagged)
-
-
-class BrokenMysql(MysqlFixture):
-    def prepare(self) -> None:
-        super().prepare()
-        shutil.rmtree(os.path.join(self.data_dir, "mysql"))
-
-
-class TestMysqlBadInputs(BadInputs, daemon_base.DaemonTestCase):
-    daemon_class = MysqlFixture
-    package = "mariadb-server"
-    rejected = {"settings": {"no-such-option": "1"}}
-    complaint = "unknown variable 'no-such-option=1'"
-    crash_complaint = "privilege tables"
-
-    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
-        return BrokenMysql(**kwargs)
-
-
-class BrokenRedis(RedisFixture):
-    def prepare(self) -> None:
-        super().prepare()
-        with open(self.path("dump.rdb"), "wb") as f:
-            f.write(b"REDIS0011 but not a dump")
-
-
-class TestRedisBadInputs(BadInputs, daemon_base.DaemonTestCase):
-    daemon_class = RedisFixture
-    package = "redis-server"
-    rejected = {"args": ["--no-such-option", "1"]}
-    complaint = "Bad directive"
-    crash_complaint = "Fatal error loading the DB"
-
-    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
-        return BrokenRedis(**kwargs)
-
-
-class TestMemcachedBadInputs(BadInputs, daemon_base.DaemonTestCase):
-    daemon_class = MemcachedFixture
-    package = "memcached"
-    rejected = {"settings": {"no-such-option": "1"}}
-    complaint = "unrecognized option '--no-such-option=1'"
-    crash_complaint = "memcached crashing on purpose"
-
-    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
-        # memcached has no data to corrupt: a wrapper that starts it and
-        # crashes (killed by a signal) before it answers.
-        real = find_executable(MemcachedFixture.executable)
-        wrapper = self.writeScript(
-            self.scriptsDir(),
-            "memcached",
-            "#!/bin/sh\necho 'memcached crashing on purpose'\n"
-            'kill -%d $$\nexec %s "$@"\n' % (signal.SIGKILL, real),
-        )
-        return MemcachedFixture(binary=wrapper, **kwargs)
-
-    def test_killed_by_a_signal(self) -> None:
-        error = self.assertSetUpRaises(DaemonExited, self.broken(temp_root=self.temp_root))
-        self.assertEqual(-signal.SIGKILL, error.returncode)
-        self.assertIn("killed by signal %d" % signal.SIGKILL, str(error))
-        self.assertNothingLeft(self.temp_root, self.tagged)

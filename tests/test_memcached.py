@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import typing
+
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 
-from fixtures_daemons import MemcachedFixture
+from fixtures_daemons import DaemonExited, DaemonFixture, MemcachedFixture
+from fixtures_daemons.binaries import find_executable
 from tests import daemon_base
 
 
@@ -12,7 +16,9 @@ def client(daemon: MemcachedFixture) -> Client:
     return Client((daemon.host, daemon.port), connect_timeout=10, timeout=10)
 
 
-class TestMemcached(daemon_base.DaemonContract, daemon_base.DaemonTestCase):
+class TestMemcached(
+    daemon_base.DaemonContract, daemon_base.AttachContract, daemon_base.DaemonTestCase
+):
     daemon_class = MemcachedFixture
     # Documented: like a real memcached restart, stopped() brings it back empty.
     keeps_data_over_restart = False
@@ -67,3 +73,29 @@ class TestMemcached(daemon_base.DaemonContract, daemon_base.DaemonTestCase):
         self.write(daemon, "key", "value")
         self.assertEqual("OK", daemon.command("flush_all"))
         self.assertIsNone(self.read(daemon, "key"))
+
+
+class TestMemcachedBadInputs(daemon_base.BadInputs, daemon_base.DaemonTestCase):
+    daemon_class = MemcachedFixture
+    package = "memcached"
+    rejected = {"settings": {"no-such-option": "1"}}
+    complaint = "unrecognized option '--no-such-option=1'"
+    crash_complaint = "memcached crashing on purpose"
+
+    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
+        # memcached has no data to corrupt: a wrapper that starts it and
+        # crashes (killed by a signal) before it answers.
+        real = find_executable(MemcachedFixture.executable)
+        wrapper = self.writeScript(
+            self.scriptsDir(),
+            "memcached",
+            "#!/bin/sh\necho 'memcached crashing on purpose'\n"
+            'kill -%d $$\nexec %s "$@"\n' % (signal.SIGKILL, real),
+        )
+        return MemcachedFixture(binary=wrapper, **kwargs)
+
+    def test_killed_by_a_signal(self) -> None:
+        error = self.assertSetUpRaises(DaemonExited, self.broken(temp_root=self.temp_root))
+        self.assertEqual(-signal.SIGKILL, error.returncode)
+        self.assertIn("killed by signal %d" % signal.SIGKILL, str(error))
+        self.assertNothingLeft(self.temp_root, self.tagged)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import typing
 
 import pymysql  # type: ignore[import-untyped]
 
-from fixtures_daemons import MysqlFixture
+from fixtures_daemons import DaemonFixture, MysqlFixture
 from tests import daemon_base
 
 NO_SUCH_TABLE = 1146
@@ -38,7 +40,7 @@ def databases(daemon: MysqlFixture) -> set[str]:
     }
 
 
-class TestMysql(daemon_base.DaemonContract, daemon_base.DaemonTestCase):
+class TestMysql(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_base.DaemonTestCase):
     daemon_class = MysqlFixture
 
     def write(self, fixture: MysqlFixture, key: str, value: str) -> None:
@@ -149,3 +151,20 @@ class TestMysql(daemon_base.DaemonContract, daemon_base.DaemonTestCase):
     def test_query_helper(self) -> None:
         my = self.useFixture(MysqlFixture())
         self.assertEqual([["3"]], my.query("SELECT 1 + 2"))
+
+
+class BrokenMysql(MysqlFixture):
+    def prepare(self) -> None:
+        super().prepare()
+        shutil.rmtree(os.path.join(self.data_dir, "mysql"))
+
+
+class TestMysqlBadInputs(daemon_base.BadInputs, daemon_base.DaemonTestCase):
+    daemon_class = MysqlFixture
+    package = "mariadb-server"
+    rejected = {"settings": {"no-such-option": "1"}}
+    complaint = "unknown variable 'no-such-option=1'"
+    crash_complaint = "privilege tables"
+
+    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
+        return BrokenMysql(**kwargs)

@@ -1,4 +1,5 @@
-"""Every unit is registered, exported, documented and tested.
+"""Every unit is registered, exported, documented and tested, and every
+daemon the registry finds runs every contract of tests.daemon_base.
 
 A daemon added without its export, its doc page or its tests fails here,
 not in a user's hands (mirakuru once shipped an executor it did not
@@ -7,6 +8,7 @@ export).
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import testtools
@@ -15,6 +17,7 @@ import fixtures_daemons
 from fixtures_daemons import registry
 from fixtures_daemons.daemon import DaemonFixture
 from fixtures_daemons.resources import DaemonResource
+from tests import daemon_base
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,8 +52,28 @@ class TestNamespace(testtools.TestCase):
                 self.assertIn(cls.__name__, f.read())
             tests = os.path.join(ROOT, "tests", "test_%s.py" % name)
             self.assertTrue(os.path.exists(tests), "%s has no tests %s" % (name, tests))
+            self.assertContractsRun(name, cls)
             self.assertTrue(cls.__doc__, "%s has no docstring" % cls.__name__)
             self.assertTrue(cls.executable.packages, "%s names no package" % name)
+
+    def assertContractsRun(self, name: str, cls: type[DaemonFixture]) -> None:
+        """Every contract of tests.daemon_base runs for the daemon: its test
+        module has a test class mixing each one in, for this class."""
+        module = importlib.import_module("tests.test_%s" % name)
+        for contract in (
+            daemon_base.DaemonContract,
+            daemon_base.AttachContract,
+            daemon_base.BadInputs,
+        ):
+            runs = [
+                value
+                for value in vars(module).values()
+                if isinstance(value, type)
+                and issubclass(value, contract)
+                and issubclass(value, testtools.TestCase)
+                and getattr(value, "daemon_class", None) is cls
+            ]
+            self.assertTrue(runs, "%s: no test class runs %s" % (name, contract.__name__))
 
     def test_daemon_classes_are_daemon_fixtures(self) -> None:
         for cls in registry.builtin_daemons().values():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import typing
 
 import psycopg
 from psycopg import errors as pg_errors
 
-from fixtures_daemons import PostgresqlFixture
+from fixtures_daemons import DaemonExited, DaemonFixture, PostgresqlFixture
 from tests import daemon_base
 
 
@@ -37,7 +38,9 @@ def databases(daemon: PostgresqlFixture) -> set[str]:
     return {row[0] for row in rows}
 
 
-class TestPostgresql(daemon_base.DaemonContract, daemon_base.DaemonTestCase):
+class TestPostgresql(
+    daemon_base.DaemonContract, daemon_base.AttachContract, daemon_base.DaemonTestCase
+):
     daemon_class = PostgresqlFixture
 
     def write(self, fixture: PostgresqlFixture, key: str, value: str) -> None:
@@ -146,3 +149,25 @@ class TestPostgresql(daemon_base.DaemonContract, daemon_base.DaemonTestCase):
     def test_query_helper(self) -> None:
         pg = self.useFixture(PostgresqlFixture())
         self.assertEqual([("3",)], pg.query("SELECT 1 + 2"))
+
+
+class BrokenPostgresql(PostgresqlFixture):
+    def prepare(self) -> None:
+        super().prepare()
+        os.unlink(os.path.join(self.data_dir, "global", "pg_control"))
+
+
+class TestPostgresqlBadInputs(daemon_base.BadInputs, daemon_base.DaemonTestCase):
+    daemon_class = PostgresqlFixture
+    package = "postgresql"
+    rejected = {"settings": {"no_such_setting": "1"}}
+    complaint = 'unrecognized configuration parameter "no_such_setting"'
+    crash_complaint = "pg_control"
+
+    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
+        return BrokenPostgresql(**kwargs)
+
+    def test_rejected_value(self) -> None:
+        error = self.assertSetUpRaises(DaemonExited, self.make(settings={"shared_buffers": "x"}))
+        self.assertIn("shared_buffers", error.log_tail)
+        self.assertNothingLeft(self.temp_root, self.tagged)

@@ -11,7 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from fixtures_daemons import ExecutableNotFound, RedisFixture
+from fixtures_daemons import DaemonFixture, ExecutableNotFound, RedisFixture
 from fixtures_daemons.binaries import find_executable
 from fixtures_daemons.daemons.redis import SERVERS
 from tests import daemon_base
@@ -32,7 +32,7 @@ def raw(daemon: RedisFixture, **kwargs: typing.Any) -> redis.Redis:
     return redis.Redis(daemon.host, daemon.port, **kwargs, **no_retry())
 
 
-class TestRedis(daemon_base.DaemonContract, daemon_base.DaemonTestCase):
+class TestRedis(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_base.DaemonTestCase):
     daemon_class = RedisFixture
 
     def write(self, fixture: RedisFixture, key: str, value: str) -> None:
@@ -149,3 +149,21 @@ class TestRedis(daemon_base.DaemonContract, daemon_base.DaemonTestCase):
         self.assertIn("FIXTURES_DAEMONS_VALKEY_URL", daemon.env)
         self.write(daemon, "key", "value")
         self.assertEqual("value", self.read(daemon, "key"))
+
+
+class BrokenRedis(RedisFixture):
+    def prepare(self) -> None:
+        super().prepare()
+        with open(self.path("dump.rdb"), "wb") as f:
+            f.write(b"REDIS0011 but not a dump")
+
+
+class TestRedisBadInputs(daemon_base.BadInputs, daemon_base.DaemonTestCase):
+    daemon_class = RedisFixture
+    package = "redis-server"
+    rejected = {"args": ["--no-such-option", "1"]}
+    complaint = "Bad directive"
+    crash_complaint = "Fatal error loading the DB"
+
+    def broken(self, **kwargs: typing.Any) -> DaemonFixture:
+        return BrokenRedis(**kwargs)

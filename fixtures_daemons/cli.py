@@ -75,7 +75,13 @@ def _daemon_subparsers(
     # Only the named ones when there are: listing every daemon looks up
     # third parties' entry points, which costs each run 10 ms.
     for name in sorted(only) if only else registry.daemon_names():
-        cls = registry.daemon_class(name)
+        try:
+            cls = registry.daemon_class(name)
+        except registry.BrokenDaemon:
+            if only:  # asked for by name: say why it cannot be
+                raise
+            continue  # one broken third-party package must not break the others
+
         # The docstring's first paragraph (its first line stops mid-sentence).
         summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
         sub = subs.add_parser(name, help=summary, description=help_text + ": " + summary)

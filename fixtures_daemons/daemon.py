@@ -243,16 +243,26 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
 
     def _clear_state(self) -> None:
         """What a setUp makes, forgotten: the fixture can be set up again."""
-        self.env: dict[str, str] = {}
-        self.run_as: RunAs | None = None
-        self.process: ProcessFixture | None = None
-        self.origin: Origin | None = None
         self.ports: dict[str, int] = {}
         self.temp_dir = ""
         self.log_path = ""
         self.binary = ""
+        self._forget()
+
+        self.env: dict[str, str] = {}
         self._server: Endpoint | None = None
         self._endpoint: Endpoint | None = None
+        self._forget()
+
+    def _forget(self) -> None:
+        """After cleanUp: what acts on the daemon (``reset()``,
+        ``stopped()``, ``paused()``, ``admin``) raises MisuseError; what
+        describes it (``endpoint``, ``url``, ``port``, ``temp_dir``,
+        ``env``) still says what it was, for checks after the fact."""
+        self.run_as: RunAs | None = None
+        self.process: ProcessFixture | None = None
+        self.origin: Origin | None = None
+        self._spawning = False
         self._namespace: _namespaces.Namespace | None = None
         self._admin: Admin | None = None
 
@@ -410,7 +420,9 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
 
     @property
     def url(self) -> str:
-        return self.endpoint.url
+        if self._endpoint is None:
+            self._not_set_up("url")
+        return self._endpoint.url
 
     @property
     def host(self) -> str:
@@ -421,7 +433,7 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
         """The main port (reserved ones while the daemon is being spawned)."""
         if self._endpoint is not None and self._endpoint.port is not None:
             return self._endpoint.port
-        if self.ports:
+        if self._spawning and self.ports:
             return next(iter(self.ports.values()))
         self._not_set_up("port")
 
@@ -429,12 +441,11 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
     def admin(self) -> Admin:
         """The daemon's admin (see :mod:`fixtures_daemons.admin`)."""
         if self._admin is None:
-            if self._server is not None:
-                self._admin = self.make_admin(self._server)
-            elif self.ports or self.temp_dir:  # being spawned: the probe uses it
+            if self._spawning and self._server is None:  # the probe uses it
                 return self.make_admin(self.build_endpoint())
-            else:
+            if self._server is None or self.origin is None:
                 self._not_set_up("admin")
+            self._admin = self.make_admin(self._server)
         return self._admin
 
     @property
@@ -474,6 +485,7 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
 
     def _setUp(self) -> None:
         self._clear_state()
+        self.addCleanup(self._forget)
         self.origin = origin = self._choose_origin()
         self._server = origin.acquire(self)
         self.temp_dir = self.temp_dir or self._server.directory
@@ -493,6 +505,7 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
         """Start the daemon here (the :class:`~fixtures_daemons.origins.Spawned`
         origin); return its endpoint."""
         name = self.daemon_name
+        self._spawning = True
         self.binary = find_executable(self.executable, self.requested_binary, name)
         wanted = self.os_user or (default_daemon_user() if self.refuses_root else None)
         self.run_as = resolve_user(wanted, name)
@@ -517,6 +530,7 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
         )
         self.log_path = process.log_path
         self._server = self._with_pid(self.build_endpoint())
+        self._spawning = False
         self.started()
         return self._server
 
@@ -597,8 +611,9 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
     def stopped(self) -> typing.Iterator[None]:
         """Stop the daemon for the with-block (keeping its data), then start
         it again on the same port and wait until it answers."""
+        process = self._own_process("stopped()")
         try:
-            with self._own_process("stopped()").stopped(self.restart_signal):
+            with process.stopped(self.restart_signal):
                 yield
         finally:
             # A new process: the endpoints name its pid.

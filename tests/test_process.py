@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
 import stat
@@ -280,6 +281,24 @@ class TestStop(base.TestCase):
         returncode = daemon.stop()
         self.assertGreaterEqual(time.monotonic() - start, 0.5)
         self.assertEqual(-signal.SIGKILL, returncode)
+        self.assertGone(process, timeout=0)
+
+    def test_stop_with_descriptors_above_1023(self) -> None:
+        # The wait for the exit polls a pidfd: select() would fail (or
+        # corrupt memory) for a descriptor above FD_SETSIZE.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            self.skipTest("cannot open 1100 files here (hard limit %d)" % hard)
+        if soft != resource.RLIM_INFINITY and soft < 1200:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+            self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY))
+        process = self.handle(daemon.pid)
+        held = []
+        self.addCleanup(lambda: [os.close(fd) for fd in held])
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        self.assertEqual(-signal.SIGTERM, daemon.stop())
         self.assertGone(process, timeout=0)
 
     def test_double_forked_grandchild_gone_after_cleanup(self) -> None:

@@ -82,5 +82,63 @@ def _daemon_index_without_pages(app: object, docname: str, source: list[str]) ->
     )
 
 
+# -- The API reference ---------------------------------------------------------
+#
+# reference/api.rst lists the public names by topic, one directive each,
+# except the daemons: the comment ``.. daemon-classes`` there is replaced by
+# an autoclass of every daemon fixture that fixtures_daemons exports (a
+# DaemonFixture subclass with a daemon_name) and of its resource, so adding
+# a daemon needs no edit of that page. Any other name added to
+# fixtures_daemons.__all__ and not to the page is a warning (so an error),
+# not an undocumented name.
+
+
+def _api_daemon_classes(app: object, docname: str, source: list[str]) -> None:
+    if docname != "reference/api":
+        return
+    import fixtures_daemons
+
+    exported = [getattr(fixtures_daemons, name) for name in fixtures_daemons.__all__]
+    classes = [value for value in exported if isinstance(value, type)]
+    directives = []
+    for fixture in sorted(
+        (
+            cls
+            for cls in classes
+            if issubclass(cls, fixtures_daemons.DaemonFixture) and cls.__dict__.get("daemon_name")
+        ),
+        key=lambda cls: cls.daemon_name,
+    ):
+        directives.append(".. autoclass:: fixtures_daemons.%s\n   :members:\n" % fixture.__name__)
+        for resource in classes:
+            if (
+                issubclass(resource, fixtures_daemons.DaemonResource)
+                and resource.fixture_class is fixture
+            ):
+                directives.append(".. autoclass:: fixtures_daemons.%s\n" % resource.__name__)
+    source[0] = source[0].replace(".. daemon-classes\n", "\n".join(directives), 1)
+
+
+def _check_api_reference(app: object, docname: str, source: list[str]) -> None:
+    if docname != "reference/api":
+        return
+    import fixtures_daemons
+    from sphinx.util import logging
+
+    missing = [
+        name
+        for name in fixtures_daemons.__all__
+        if not re.search(r"\bfixtures_daemons\.%s\b" % re.escape(name), source[0])
+    ]
+    if missing:
+        logging.getLogger(__name__).warning(
+            "fixtures_daemons.__all__ exports %s, which reference/api.rst does not document",
+            ", ".join(missing),
+            location="reference/api",
+        )
+
+
 def setup(app: object) -> None:
     app.connect("source-read", _daemon_index_without_pages)  # type: ignore[attr-defined]
+    app.connect("source-read", _api_daemon_classes)  # type: ignore[attr-defined]
+    app.connect("source-read", _check_api_reference)  # type: ignore[attr-defined]

@@ -173,7 +173,7 @@ def run_attach(args: argparse.Namespace) -> int:
     status = 0
     print()
     print("Part 2: attached PostgresqlFixture setUp + cleanUp on one shared PostgreSQL")
-    server = PostgresqlFixture(mode="spawn")
+    server = PostgresqlFixture(mode="spawn", share=True)
     server.setUp()
     try:
         samples = _bench.measure(

@@ -11,6 +11,7 @@ from fixtures_daemons.daemons.redis import RedisFixture, RedisResource
 from fixtures_daemons.databases import DatabaseDaemonFixture, SqlAdmin
 from fixtures_daemons.endpoint import Endpoint
 from fixtures_daemons.errors import (
+    AdminError,
     AttachError,
     CommandFailed,
     DaemonError,
@@ -33,6 +34,7 @@ from fixtures_daemons.templates import cache_root, clear_cache
 
 __all__ = [
     "Admin",
+    "AdminError",
     "AttachError",
     "CommandFailed",
     "DaemonError",

@@ -37,16 +37,14 @@ from fixtures_daemons import _reaper
 from fixtures_daemons import namespaces as _namespaces
 from fixtures_daemons._fixture import Fixture
 from fixtures_daemons.admin import Admin
-from fixtures_daemons.binaries import Executable, find_executable, program_version
+from fixtures_daemons.binaries import Executable, program_version
 from fixtures_daemons.endpoint import Endpoint
 from fixtures_daemons.errors import CommandFailed, DefinitionError, MisuseError, NotOwnedError
 from fixtures_daemons.origins import Attached, Named, Origin, Spawned, state_value
-from fixtures_daemons.ports import PortFixture
 from fixtures_daemons.probes import Probe
 from fixtures_daemons.process import ProcessFixture
-from fixtures_daemons.tempdirs import PrivateDirFixture
 from fixtures_daemons.templates import TemplateCache
-from fixtures_daemons.users import RunAs, default_daemon_user, resolve_user
+from fixtures_daemons.users import RunAs
 
 __all__ = ["DaemonFixture", "DEFAULT_ENV_PREFIX", "MODES"]
 
@@ -262,7 +260,8 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
         self.run_as: RunAs | None = None
         self.process: ProcessFixture | None = None
         self.origin: Origin | None = None
-        self._spawning = False
+        #: True while the daemon is being started (the hooks run then).
+        self.spawning = False
         self._namespace: _namespaces.Namespace | None = None
         self._admin: Admin | None = None
 
@@ -433,7 +432,7 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
         """The main port (reserved ones while the daemon is being spawned)."""
         if self._endpoint is not None and self._endpoint.port is not None:
             return self._endpoint.port
-        if self._spawning and self.ports:
+        if self.spawning and self.ports:
             return next(iter(self.ports.values()))
         self._not_set_up("port")
 
@@ -441,7 +440,7 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
     def admin(self) -> Admin:
         """The daemon's admin (see :mod:`fixtures_daemons.admin`)."""
         if self._admin is None:
-            if self._spawning and self._server is None:  # the probe uses it
+            if self.spawning and self._server is None:  # the probe uses it
                 return self.make_admin(self.build_endpoint())
             if self._server is None or self.origin is None:
                 self._not_set_up("admin")
@@ -488,6 +487,8 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
         self.addCleanup(self._forget)
         self.origin = origin = self._choose_origin()
         self._server = origin.acquire(self)
+        if isinstance(origin, Spawned):
+            self.started()
         self.temp_dir = self.temp_dir or self._server.directory
         if isinstance(origin, Spawned):
             self._namespace = self.owned_namespace()
@@ -501,40 +502,9 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
             for key, value in self.env.items():
                 self.useFixture(fixtures.EnvironmentVariable(key, value))
 
-    def spawn(self) -> Endpoint:
-        """Start the daemon here (the :class:`~fixtures_daemons.origins.Spawned`
-        origin); return its endpoint."""
-        name = self.daemon_name
-        self._spawning = True
-        self.binary = find_executable(self.executable, self.requested_binary, name)
-        wanted = self.os_user or (default_daemon_user() if self.refuses_root else None)
-        self.run_as = resolve_user(wanted, name)
-        self.temp_dir = self.useFixture(PrivateDirFixture(name, self.temp_root, self.run_as)).path
-        for index, port_name in enumerate(self.needed_ports()):
-            pinned = self.requested_port if index == 0 else None
-            reservation = PortFixture(self.requested_host, pinned, "%s %s port" % (name, port_name))
-            self.ports[port_name] = self.useFixture(reservation).port
-        self.prepare()
-        self.process = process = self.useFixture(
-            ProcessFixture(
-                self.command_line() + self.extra_args,
-                probe=self.probe(),
-                timeout=self.timeout,
-                stop_signal=self.stop_signal,
-                stop_timeout=self.stop_timeout,
-                user=self.run_as.uid if self.run_as else None,
-                env=self.process_environment(),
-                name=name,
-                temp_dir=self.temp_dir,
-            )
-        )
-        self.log_path = process.log_path
-        self._server = self._with_pid(self.build_endpoint())
-        self._spawning = False
-        self.started()
-        return self._server
-
-    def _with_pid(self, endpoint: Endpoint) -> Endpoint:
+    def with_pid(self, endpoint: Endpoint) -> Endpoint:
+        """``endpoint`` with the pid (and start time) of the process this
+        fixture runs."""
         pid = self.process.pid if self.process is not None else None
         return endpoint.replace(pid=pid or 0, pid_start=_reaper.start_time(pid) if pid else "")
 
@@ -618,8 +588,8 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
         finally:
             # A new process: the endpoints name its pid.
             if self._server is not None and self._endpoint is not None:
-                self._server = self._with_pid(self._server)
-                self._endpoint = self._with_pid(self._endpoint)
+                self._server = self.with_pid(self._server)
+                self._endpoint = self.with_pid(self._endpoint)
 
     def paused(self) -> typing.ContextManager[None]:
         """Freeze the daemon (SIGSTOP) for the with-block: a hung daemon."""

@@ -108,8 +108,9 @@ class DatabaseDaemonFixture(DaemonFixture):
 
     def attached_namespace(self) -> Namespace:
         # On a shared server: a database of our own, random unless one was
-        # asked for.
-        return Database(self, self.arguments.get("database"))
+        # asked for. With reuse=, ``database`` is the named daemon's own
+        # (made when it started): the fixture gets a random one beside it.
+        return Database(self, None if self.reuse else self.arguments.get("database"))
 
     def template_database(self) -> str | None:
         """The name of the template database the hook made, built first if

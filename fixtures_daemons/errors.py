@@ -25,6 +25,7 @@ __all__ = [
     "NotOwnedError",
     "DefinitionError",
     "AttachError",
+    "AdminError",
 ]
 
 
@@ -309,3 +310,20 @@ class DefinitionError(DaemonError, TypeError):
 
     def _describe(self) -> str:
         return "%s must define %s: %s" % (self.cls, self.missing, self.message)
+
+
+class AdminError(DaemonError):
+    """The daemon refused an administrative request (creating or dropping
+    a database, a claim, a flush), or did not answer it in time.
+
+    :ivar request: what was asked (the SQL, the command).
+    :ivar reason: what the daemon (or the client) said.
+    """
+
+    def __init__(self, name: str, request: str, reason: str) -> None:
+        super().__init__(name, message=reason)
+        self.request = request
+        self.reason = reason
+
+    def _describe(self) -> str:
+        return "%s failed: %s" % (self.request, self.message)

@@ -33,11 +33,21 @@ class Option:
     help: str
 
 
+# ":class:`~fixtures_daemons.PortUnavailable`" -> "PortUnavailable", and
+# ``literal`` -> literal: help text is read in a terminal, not rendered.
+_ROLE = re.compile(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def _plain(text: str) -> str:
+    return _LITERAL.sub(r"\1", _ROLE.sub(r"\1", " ".join(text.split())))
+
+
 def _docs(cls: type) -> dict[str, str]:
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         for match in _PARAM.finditer(inspect.getdoc(klass) or ""):
-            docs[match.group(1)] = " ".join(match.group(2).split())
+            docs[match.group(1)] = _plain(match.group(2))
     return docs
 
 

@@ -20,9 +20,14 @@ from __future__ import annotations
 import json
 import typing
 
-from fixtures_daemons import persistent
+from fixtures_daemons import _reaper
+from fixtures_daemons.binaries import find_executable
 from fixtures_daemons.endpoint import Endpoint
 from fixtures_daemons.errors import AttachError, StateError
+from fixtures_daemons.ports import PortFixture
+from fixtures_daemons.process import ProcessFixture
+from fixtures_daemons.tempdirs import PrivateDirFixture
+from fixtures_daemons.users import default_daemon_user, resolve_user
 
 if typing.TYPE_CHECKING:
     from fixtures_daemons.daemon import DaemonFixture
@@ -62,12 +67,45 @@ class Origin:
 
 
 class Spawned(Origin):
-    """Started here, by the fixture, which owns its process."""
+    """Started here, by the fixture, which owns its process: find the
+    program -> choose the user -> a private temp dir -> reserve the ports ->
+    ``prepare()`` -> spawn and wait (``command_line()``, ``probe()``) ->
+    ``build_endpoint()`` -> ``started()``. Each step registers its undo on
+    the fixture right after it succeeds."""
 
     description = "started by this fixture"
 
     def acquire(self, fixture: DaemonFixture) -> Endpoint:
-        return fixture.spawn()
+        name = fixture.daemon_name
+        fixture.spawning = True
+        fixture.binary = find_executable(fixture.executable, fixture.requested_binary, name)
+        wanted = fixture.os_user or (default_daemon_user() if fixture.refuses_root else None)
+        fixture.run_as = run_as = resolve_user(wanted, name)
+        temp_dir = PrivateDirFixture(name, fixture.temp_root, run_as)
+        fixture.temp_dir = fixture.useFixture(temp_dir).path
+        for index, port_name in enumerate(fixture.needed_ports()):
+            pinned = fixture.requested_port if index == 0 else None
+            what = "%s %s port" % (name, port_name)
+            reservation = fixture.useFixture(PortFixture(fixture.requested_host, pinned, what))
+            fixture.ports[port_name] = reservation.port
+        fixture.prepare()
+        fixture.process = process = fixture.useFixture(
+            ProcessFixture(
+                fixture.command_line() + fixture.extra_args,
+                probe=fixture.probe(),
+                timeout=fixture.timeout,
+                stop_signal=fixture.stop_signal,
+                stop_timeout=fixture.stop_timeout,
+                user=run_as.uid if run_as else None,
+                env=fixture.process_environment(),
+                name=name,
+                temp_dir=fixture.temp_dir,
+            )
+        )
+        fixture.log_path = process.log_path
+        endpoint = fixture.with_pid(fixture.build_endpoint())
+        fixture.spawning = False
+        return endpoint
 
 
 class Attached(Origin):
@@ -80,12 +118,17 @@ class Attached(Origin):
 
     def acquire(self, fixture: DaemonFixture) -> Endpoint:
         endpoint = parse_state(self.text, fixture.daemon_name, self.variable)
-        if not persistent.endpoint_alive(endpoint):
+        name = fixture.daemon_name
+        if endpoint.pid and _reaper.start_time(endpoint.pid) != endpoint.pid_start:
+            raise AttachError(name, self.variable, "its process (pid %d) is gone" % endpoint.pid)
+        # A real request, bounded by the fixture's timeout: a port that
+        # accepts connections can belong to a hung (or paused) daemon.
+        if not fixture.make_admin(endpoint).answers():
             raise AttachError(
-                fixture.daemon_name,
+                name,
                 self.variable,
-                "its process (pid %s) is gone or it does not accept connections"
-                % (endpoint.pid or "unknown"),
+                "it does not answer (within %.1f s) at %s"
+                % (fixture.timeout, endpoint.url or endpoint.socket or endpoint.display),
             )
         return endpoint
 
@@ -101,6 +144,8 @@ class Named(Origin):
         )
 
     def acquire(self, fixture: DaemonFixture) -> Endpoint:
+        from fixtures_daemons import persistent  # only here: it costs every import 2 ms
+
         arguments = {k: v for k, v in fixture.arguments.items() if k != "reuse"}
         record = persistent.ensure(self.name, type(fixture), arguments)
         fixture.log_path = record.log_path

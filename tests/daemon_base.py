@@ -587,6 +587,18 @@ class AttachContract:
             self.assertIn(variable, str(error))
         self.assertNothingLeft(temp_root, tagged)
 
+    def test_attach_to_a_hung_daemon(self: typing.Any) -> None:
+        # Its port accepts connections (the kernel does that), but it does
+        # not answer: a typed error within the fixture's timeout.
+        server = self.useFixture(self.daemon_class(share=True))
+        with server.paused():
+            deadline = Deadline(15.0)
+            error = self.assertSetUpRaises(
+                AttachError, self.daemon_class(mode="attach", timeout=0.5)
+            )
+            self.assertFalse(deadline.expired())
+        self.assertIn("does not answer", str(error))
+
     def test_attach_to_a_dead_daemon(self: typing.Any) -> None:
         server = self.startManually(self.daemon_class(share=True))
         state = os.environ[server.state_variable()]

@@ -24,6 +24,7 @@ import pymysql  # type: ignore[import-untyped]
 import redis
 
 from fixtures_daemons import (
+    AdminError,
     CommandFailed,
     DaemonError,
     DaemonFixture,
@@ -229,6 +230,13 @@ class TestPostgresqlAttach(AttachTestCase):
         self.assertIn(name, pg_databases(self.server))
         one.cleanUp()
         self.assertNoDatabasesLeft()
+
+    def test_a_named_database_taken_by_another_fixture(self) -> None:
+        name = "named_" + uuid.uuid4().hex[:8]
+        self.attach(PostgresqlFixture, database=name)
+        error = self.assertSetUpFails(AdminError, PostgresqlFixture(database=name))
+        self.assertIn("already exists", str(error))
+        self.assertIn(name, error.request)
 
     def test_cleanup_drops_database_with_a_connection_open(self) -> None:
         one = self.attach(PostgresqlFixture)

@@ -31,6 +31,7 @@ import fixtures
 import psutil
 
 from fixtures_daemons import _reaper, persistent, registry
+from fixtures_daemons.daemons.postgresql import PostgresqlFixture
 from fixtures_daemons.daemons.redis import RedisFixture
 from fixtures_daemons.endpoint import Endpoint
 from fixtures_daemons.ports import PortFixture
@@ -636,6 +637,26 @@ class TestNamedDaemons(CliTestCase):
             fixture.cleanUp()
         # Attached, not owned: the daemon outlives the fixture.
         self.assertTrue(persistent.alive(record))
+
+    def test_reuse_with_a_database_gets_a_namespace_beside_it(self) -> None:
+        # The named daemon is started with database="app"; each reuse=
+        # fixture gets a database of its own beside it, dropped on cleanUp.
+        fixture = PostgresqlFixture(reuse="devdb", database="app")
+        fixture.setUp()
+        try:
+            record = persistent.load("devdb")
+            assert record is not None
+            self.assertEqual("app", record.endpoint.database)
+            self.assertNotEqual("app", fixture.database)
+            names = {row[0] for row in fixture.query("SELECT datname FROM pg_database")}
+            self.assertTrue({"app", fixture.database} <= names, names)
+            again = self.useFixture(PostgresqlFixture(reuse="devdb", database="app"))
+            self.assertNotIn(again.database, ("app", fixture.database))
+        finally:
+            fixture.cleanUp()
+        names = {row[0] for row in again.query("SELECT datname FROM pg_database")}
+        self.assertNotIn(fixture.database, names)
+        self.assertIn("app", names)
 
     def test_a_reused_pid_is_not_the_daemon(self) -> None:
         # A record whose pids now belong to another process (the start time

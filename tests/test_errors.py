@@ -69,6 +69,9 @@ SAMPLES: dict[type[errors.DaemonError], typing.Callable[[], errors.DaemonError]]
         "redis", "RedisFixture.stopped()", "it did not start its daemon"
     ),
     errors.DefinitionError: lambda: errors.DefinitionError("MyFixture", "probe()", "a Probe"),
+    errors.AdminError: lambda: errors.AdminError(
+        "pg", "CREATE DATABASE x", 'ERROR: database "x" already exists'
+    ),
 }
 
 #: What each sample's message must say.
@@ -93,6 +96,7 @@ EXPECTED = {
     errors.MisuseError: ["redis:", "RedisFixture.url:", "not set up"],
     errors.NotOwnedError: ["redis:", "RedisFixture.stopped():", "did not start"],
     errors.DefinitionError: ["MyFixture must define probe()", "a Probe"],
+    errors.AdminError: ["pg:", "CREATE DATABASE x failed", "already exists"],
 }
 
 

@@ -28,9 +28,19 @@ class TestNamespace(testtools.TestCase):
             self.assertTrue(hasattr(fixtures_daemons, name), name)
 
     def test_builtin_daemons(self) -> None:
-        self.assertEqual(
-            ["memcached", "mysql", "postgresql", "redis"], sorted(registry.builtin_daemons())
-        )
+        # Every daemon class a module of fixtures_daemons/daemons lists in
+        # its __all__ is found, under its name, and nothing else is.
+        package = os.path.join(ROOT, "fixtures_daemons", "daemons")
+        expected = {}
+        for entry in sorted(os.listdir(package)):
+            if entry.endswith(".py") and not entry.startswith("_"):
+                module = importlib.import_module("fixtures_daemons.daemons." + entry[:-3])
+                for name in module.__all__:
+                    value = getattr(module, name)
+                    if isinstance(value, type) and issubclass(value, DaemonFixture):
+                        expected[value.daemon_name] = value
+        self.assertTrue(expected)
+        self.assertEqual(expected, registry.builtin_daemons())
 
     def test_each_daemon_is_exported_documented_and_tested(self) -> None:
         for name, cls in registry.builtin_daemons().items():

@@ -9,7 +9,7 @@ import typing
 from fixtures_daemons.binaries import Executable, find_executable, sibling
 from fixtures_daemons.databases import DatabaseDaemonFixture, SqlAdmin, TemplateHook
 from fixtures_daemons.endpoint import Endpoint
-from fixtures_daemons.errors import CommandFailed, ExecutableNotFound
+from fixtures_daemons.errors import AdminError, CommandFailed, ExecutableNotFound
 from fixtures_daemons.probes import LogPattern, Probe
 from fixtures_daemons.resources import DaemonResource
 
@@ -54,15 +54,18 @@ class MysqlAdmin(SqlAdmin):
         ]
         if database:
             command.append("--database=" + database)
-        result = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd="/",
-            timeout=self.timeout,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd="/",
+                timeout=self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise AdminError(self.name, sql, "no answer within %.1f s" % self.timeout) from None
         output = result.stdout.decode("utf-8", "replace")
         if result.returncode != 0:
             raise CommandFailed(self.name or "mysql client", command, result.returncode, output)
@@ -71,7 +74,7 @@ class MysqlAdmin(SqlAdmin):
     def answers(self) -> bool:
         try:
             return bool(self.query("SELECT 1"))
-        except CommandFailed:
+        except (CommandFailed, AdminError):
             return False
 
     def run_sql(self, sql: str, database: str) -> None:
@@ -306,9 +309,6 @@ class MysqlFixture(DatabaseDaemonFixture):
     @property
     def connect_kwargs(self) -> dict[str, typing.Any]:
         return {"host": self.host, "port": self.port, "user": self.user, "database": self.database}
-
-    def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
-        return {"USER": endpoint.user}
 
     def pifpaf_url(self, endpoint: Endpoint) -> str:
         return "mysql://root@localhost/%s?unix_socket=%s" % (endpoint.database, endpoint.socket)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ from fixtures_daemons import _pgwire, _reaper
 from fixtures_daemons.binaries import Executable, sibling
 from fixtures_daemons.databases import DatabaseDaemonFixture, SqlAdmin, TemplateHook
 from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.errors import AdminError
 from fixtures_daemons.probes import LogPattern, Probe
 from fixtures_daemons.resources import DaemonResource
 from fixtures_daemons.waiting import wait_for
@@ -36,18 +38,33 @@ class PostgresqlAdmin(SqlAdmin):
         super().__init__(endpoint, name, timeout)
         self.file_copy = file_copy
 
-    def connect(self, database: str = "template1") -> _pgwire.Connection:
-        return _pgwire.connect(self.endpoint.socket, self.endpoint.user, database, self.timeout)
+    @contextlib.contextmanager
+    def connect(self, database: str = "template1") -> typing.Iterator[_pgwire.Connection]:
+        """A connection; what the server refuses on it raises AdminError
+        (not the minimal client's own PgError)."""
+        try:
+            with _pgwire.connect(
+                self.endpoint.socket, self.endpoint.user, database, self.timeout
+            ) as conn:
+                yield conn
+        except _pgwire.PgError as exc:
+            raise AdminError(self.name, "a request in database %r" % database, str(exc)) from exc
 
     def query(self, sql: str, database: str = "template1") -> list[tuple[str | None, ...]]:
         """Run SQL; return text rows."""
         with self.connect(database) as conn:
+            return self._run(conn, sql)
+
+    def _run(self, conn: _pgwire.Connection, sql: str) -> list[tuple[str | None, ...]]:
+        try:
             return conn.query(sql)
+        except _pgwire.PgError as exc:
+            raise AdminError(self.name, sql, str(exc)) from exc
 
     def answers(self) -> bool:
         try:
             return bool(self.query("SELECT 1"))
-        except (OSError, _pgwire.PgError):
+        except (OSError, AdminError):
             return False
 
     def run_sql(self, sql: str, database: str) -> None:
@@ -73,24 +90,27 @@ class PostgresqlAdmin(SqlAdmin):
             self.drop_database(building)  # a failed hook leaves nothing behind
             raise
         with self.connect(self._admin_for(building)) as conn:
-            conn.query(
+            self._run(
+                conn,
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
-                % _literal(building)
+                % _literal(building),
             )
-            conn.query(
+            self._run(
+                conn,
                 "ALTER DATABASE %s RENAME TO %s"
-                % (_pgwire.quote_ident(building), _pgwire.quote_ident(name))
+                % (_pgwire.quote_ident(building), _pgwire.quote_ident(name)),
             )
-            conn.query("ALTER DATABASE %s IS_TEMPLATE true" % _pgwire.quote_ident(name))
+            self._run(conn, "ALTER DATABASE %s IS_TEMPLATE true" % _pgwire.quote_ident(name))
 
     def create_database(self, name: str, template: str | None = None) -> None:
         # Without a template, from template0: pristine, and nobody can
         # connect to it, so it is never "being accessed by other users".
         source = template or "template0"
         with self.connect(self._admin_for(name, source)) as conn:
-            conn.query(
+            self._run(
+                conn,
                 "CREATE DATABASE %s TEMPLATE %s%s"
-                % (_pgwire.quote_ident(name), _pgwire.quote_ident(source), self._strategy(conn))
+                % (_pgwire.quote_ident(name), _pgwire.quote_ident(source), self._strategy(conn)),
             )
 
     def _strategy(self, conn: _pgwire.Connection) -> str:
@@ -114,15 +134,16 @@ class PostgresqlAdmin(SqlAdmin):
         """
         ident = _pgwire.quote_ident(name)
         with self.connect(self._admin_for(name)) as conn:
-            if conn.query("SELECT 1 FROM pg_database WHERE datname = %s" % _literal(name)):
-                conn.query("ALTER DATABASE %s ALLOW_CONNECTIONS false" % ident)
-                rows = conn.query(
+            if self._run(conn, "SELECT 1 FROM pg_database WHERE datname = %s" % _literal(name)):
+                self._run(conn, "ALTER DATABASE %s ALLOW_CONNECTIONS false" % ident)
+                rows = self._run(
+                    conn,
                     "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s" % _literal(name)
+                    "WHERE datname = %s" % _literal(name),
                 )
                 pids = [int(row[0]) for row in rows if row[0]]
                 wait_for(lambda: not any(_reaper.start_time(pid) for pid in pids), self.timeout)
-                conn.query("DROP DATABASE IF EXISTS %s WITH (FORCE)" % ident)
+                self._run(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % ident)
 
 
 class PostgresqlFixture(DatabaseDaemonFixture):
@@ -295,8 +316,11 @@ class PostgresqlFixture(DatabaseDaemonFixture):
             "PGUSER": endpoint.user,
         }
 
-    def connect_admin(self, database: str = "template1") -> _pgwire.Connection:
-        """A minimal protocol connection (no client library needed)."""
+    def connect_admin(
+        self, database: str = "template1"
+    ) -> typing.ContextManager[_pgwire.Connection]:
+        """A minimal protocol connection (no client library needed), as a
+        context manager."""
         return typing.cast(PostgresqlAdmin, self.admin).connect(database)
 
     def query(self, sql: str, database: str = "template1") -> list[tuple[str | None, ...]]:

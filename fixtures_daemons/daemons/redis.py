@@ -10,6 +10,7 @@ from fixtures_daemons.admin import Admin
 from fixtures_daemons.binaries import Executable
 from fixtures_daemons.daemon import DaemonFixture
 from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.errors import AdminError
 from fixtures_daemons.namespaces import DatabaseNumber
 from fixtures_daemons.probes import Callable, Probe
 from fixtures_daemons.resources import DaemonResource
@@ -46,12 +47,15 @@ class RedisAdmin(Admin):
             commands.append(("SELECT", str(db)))
         commands.append(tuple(args))
         address: str | tuple[str, int] = endpoint.socket or (endpoint.host, endpoint.port or 0)
-        return _resp.command(address, *commands, timeout=self.timeout)[-1]
+        try:
+            return _resp.command(address, *commands, timeout=self.timeout)[-1]
+        except _resp.RespError as exc:
+            raise AdminError(self.name, " ".join(args[:2]), str(exc)) from exc
 
     def answers(self) -> bool:
         try:
             return self.command("PING") == "PONG"
-        except (OSError, _resp.RespError):
+        except (OSError, AdminError):
             return False
 
     def flush(self) -> None:

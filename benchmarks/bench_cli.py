@@ -52,8 +52,8 @@ import psutil
 
 from benchmarks import _bench
 from fixtures_daemons import reserve_port
-from fixtures_daemons.tempdirs import TMPDIR_ENV, default_temp_root
-from fixtures_daemons.templates import CACHE_ENV
+from fixtures_daemons.base.templates import CACHE_ENV
+from fixtures_daemons.process.tempdirs import TMPDIR_ENV, default_temp_root
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DESCRIPTION = "`fixtures-daemons run postgresql -- true` vs `pifpaf run postgresql -- true`"

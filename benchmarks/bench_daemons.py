@@ -74,11 +74,11 @@ from pifpaf.drivers.redis import RedisDriver
 import fixtures_daemons
 from benchmarks import _bench
 from fixtures_daemons import DaemonFixture, reserve_port
-from fixtures_daemons.binaries import find_executable, program_version, sibling
-from fixtures_daemons.tempdirs import TMPDIR_ENV, default_temp_root
-from fixtures_daemons.templates import CACHE_ENV
-from fixtures_daemons.waiting import wait_for
-from fixtures_daemons.watchdog import Watchdog
+from fixtures_daemons.base.binaries import find_executable, program_version, sibling
+from fixtures_daemons.base.templates import CACHE_ENV
+from fixtures_daemons.process.tempdirs import TMPDIR_ENV, default_temp_root
+from fixtures_daemons.process.waiting import wait_for
+from fixtures_daemons.process.watchdog import Watchdog
 
 HOST = "127.0.0.1"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

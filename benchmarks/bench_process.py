@@ -32,8 +32,9 @@ import typing
 import mirakuru
 
 from benchmarks import _bench
-from fixtures_daemons import ProcessFixture, probes, reserve_port
-from fixtures_daemons.watchdog import Watchdog
+from fixtures_daemons import ProcessFixture, reserve_port
+from fixtures_daemons.process import probes
+from fixtures_daemons.process.watchdog import Watchdog
 
 HOST = "127.0.0.1"
 MARKER = "http.server"

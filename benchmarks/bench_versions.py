@@ -114,8 +114,8 @@ def leftovers(before: set[str]) -> list[str]:
     """Temp dirs of ours that appeared during the run and are still there
     a few seconds later (the children's watchdogs delete their trash and
     spares in the background, just after the children exit)."""
-    from fixtures_daemons.tempdirs import default_temp_root
-    from fixtures_daemons.waiting import wait_for
+    from fixtures_daemons.process.tempdirs import default_temp_root
+    from fixtures_daemons.process.waiting import wait_for
 
     root = default_temp_root()
 
@@ -144,7 +144,7 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     checkouts = {"this": HERE, "other": other}
     daemons = [d for d in args.daemons.split(",") if d]
     jobs = figures(daemons, args.cycles)
-    from fixtures_daemons.tempdirs import default_temp_root
+    from fixtures_daemons.process.tempdirs import default_temp_root
 
     before = set(os.listdir(default_temp_root()))
     print("this: %s, other: %s" % (HERE, other))

@@ -57,7 +57,7 @@ export PYTHONDONTWRITEBYTECODE=1 # nothing written into the checkout
 # daemons' dirs (memory-backed like the default one), so that what this run
 # leaves behind is told apart from what other runs on the machine hold.
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/run-all-ways.XXXXXX") || die "cannot make a work dir"
-BASE_ROOT=$(cd / && "$PY" -c 'from fixtures_daemons.tempdirs import default_temp_root as r; print(r())')
+BASE_ROOT=$(cd / && "$PY" -c 'from fixtures_daemons.process.tempdirs import default_temp_root as r; print(r())')
 TEMP_ROOT=$(mktemp -d "$BASE_ROOT/shop-run.XXXXXX") || die "cannot make a temp root in $BASE_ROOT"
 chmod 755 "$TEMP_ROOT" # the daemons' user (nobody, under root) must enter it
 # Not exported: only the commands get it, so that the processes carrying it

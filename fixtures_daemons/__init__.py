@@ -1,15 +1,24 @@
 """Real, throw-away daemons for test suites, as ``fixtures.Fixture``\\ s."""
 
-from fixtures_daemons import namespaces, probes
-from fixtures_daemons.admin import Admin
-from fixtures_daemons.binaries import Executable
-from fixtures_daemons.daemon import DaemonFixture
+from fixtures_daemons.base import namespaces
+from fixtures_daemons.base.admin import Admin
+from fixtures_daemons.base.binaries import Executable
+from fixtures_daemons.base.daemon import DaemonFixture
+from fixtures_daemons.base.databases import DatabaseDaemonFixture, SqlAdmin
+from fixtures_daemons.base.endpoint import Endpoint
+from fixtures_daemons.base.namespaces import (
+    Database,
+    DatabaseNumber,
+    KeyPrefix,
+    Namespace,
+    WholeDaemon,
+)
+from fixtures_daemons.base.resources import DaemonResource, optimise_module, optimise_package
+from fixtures_daemons.base.templates import cache_root, clear_cache
 from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResource
 from fixtures_daemons.daemons.mysql import MysqlFixture, MysqlResource
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture, PostgresqlResource
 from fixtures_daemons.daemons.redis import RedisFixture, RedisResource
-from fixtures_daemons.databases import DatabaseDaemonFixture, SqlAdmin
-from fixtures_daemons.endpoint import Endpoint
 from fixtures_daemons.errors import (
     AdminError,
     AttachError,
@@ -26,11 +35,9 @@ from fixtures_daemons.errors import (
     TempDirError,
     UserError,
 )
-from fixtures_daemons.namespaces import Database, DatabaseNumber, KeyPrefix, Namespace, WholeDaemon
-from fixtures_daemons.ports import PortFixture, PortReservation, reserve_port
-from fixtures_daemons.process import ProcessFixture
-from fixtures_daemons.resources import DaemonResource, optimise_module, optimise_package
-from fixtures_daemons.templates import cache_root, clear_cache
+from fixtures_daemons.process import probes
+from fixtures_daemons.process.fixture import ProcessFixture
+from fixtures_daemons.process.ports import PortFixture, PortReservation, reserve_port
 
 __all__ = [
     "Admin",

@@ -1,5 +1,5 @@
 import sys
 
-from fixtures_daemons.cli import main
+from fixtures_daemons.integrations.cli import main
 
 sys.exit(main())

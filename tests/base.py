@@ -2,7 +2,7 @@
 
 Tests never sleep to let something happen: they wait for a handshake (a
 ready line, a pid file) or poll a condition under a deadline with
-:func:`fixtures_daemons.waiting.wait_for`, and fail with what they saw.
+:func:`fixtures_daemons.process.waiting.wait_for`, and fail with what they saw.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import fixtures
 import psutil
 import testtools
 
-from fixtures_daemons.process import ProcessFixture
-from fixtures_daemons.waiting import Deadline, wait_for
+from fixtures_daemons.process.fixture import ProcessFixture
+from fixtures_daemons.process.waiting import Deadline, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: The checkout: what a child Python needs on its path to import us.

@@ -37,10 +37,10 @@ from fixtures_daemons import (
     TempDirError,
     reserve_port,
 )
-from fixtures_daemons._reaper import find_tagged
-from fixtures_daemons.tempdirs import PREFIX, default_temp_root
-from fixtures_daemons.waiting import Deadline, wait_for
-from fixtures_daemons.watchdog import Watchdog
+from fixtures_daemons.process._reaper import find_tagged
+from fixtures_daemons.process.tempdirs import PREFIX, default_temp_root
+from fixtures_daemons.process.waiting import Deadline, wait_for
+from fixtures_daemons.process.watchdog import Watchdog
 from tests import base
 
 IS_ROOT = os.geteuid() == 0

@@ -37,9 +37,9 @@ import subprocess
 import sys
 import tempfile
 
-from fixtures_daemons import _reaper
-from fixtures_daemons.tempdirs import PREFIX, TMPDIR_ENV
-from fixtures_daemons.waiting import wait_for
+from fixtures_daemons.process import _reaper
+from fixtures_daemons.process.tempdirs import PREFIX, TMPDIR_ENV
+from fixtures_daemons.process.waiting import wait_for
 
 #: Marks the processes of one leak-checked run (see above).
 RUN_ENV = "FIXTURES_DAEMONS_LEAKCHECK"

@@ -28,9 +28,9 @@ from fixtures_daemons import (
     NotOwnedError,
     StateError,
 )
-from fixtures_daemons.origins import state_value
-from fixtures_daemons.probes import Callable, Probe
-from fixtures_daemons.waiting import wait_for
+from fixtures_daemons.base.origins import state_value
+from fixtures_daemons.process.probes import Callable, Probe
+from fixtures_daemons.process.waiting import wait_for
 from tests import base
 from tests.daemon_base import DaemonTestCase, pid_of, process_tree
 from tests.tinydaemon import TinyClient, TinyFixture, TinyResource

@@ -14,7 +14,7 @@ from fixtures_daemons import (
     PostgresqlFixture,
     RedisFixture,
 )
-from fixtures_daemons.binaries import Executable, find_executable, program_version, sibling
+from fixtures_daemons.base.binaries import Executable, find_executable, program_version, sibling
 from tests import base
 
 

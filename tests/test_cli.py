@@ -30,14 +30,16 @@ import uuid
 import fixtures
 import psutil
 
-from fixtures_daemons import _reaper, persistent, registry
+from fixtures_daemons.base import persistent
+from fixtures_daemons.base.endpoint import Endpoint
+from fixtures_daemons.base.templates import CACHE_ENV
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture
 from fixtures_daemons.daemons.redis import RedisFixture
-from fixtures_daemons.endpoint import Endpoint
-from fixtures_daemons.ports import PortFixture
-from fixtures_daemons.tempdirs import PREFIX, TMPDIR_ENV, default_temp_root
-from fixtures_daemons.templates import CACHE_ENV
-from fixtures_daemons.waiting import wait_for
+from fixtures_daemons.integrations import registry
+from fixtures_daemons.process import _reaper
+from fixtures_daemons.process.ports import PortFixture
+from fixtures_daemons.process.tempdirs import PREFIX, TMPDIR_ENV, default_temp_root
+from fixtures_daemons.process.waiting import wait_for
 from tests import base
 
 CLI = [sys.executable, "-m", "fixtures_daemons"]

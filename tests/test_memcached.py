@@ -8,7 +8,7 @@ import typing
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 
 from fixtures_daemons import DaemonExited, DaemonFixture, MemcachedFixture
-from fixtures_daemons.binaries import find_executable
+from fixtures_daemons.base.binaries import find_executable
 from tests import daemon_base
 
 

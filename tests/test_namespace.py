@@ -14,9 +14,9 @@ import os
 import testtools
 
 import fixtures_daemons
-from fixtures_daemons import registry
-from fixtures_daemons.daemon import DaemonFixture
-from fixtures_daemons.resources import DaemonResource
+from fixtures_daemons.base.daemon import DaemonFixture
+from fixtures_daemons.base.resources import DaemonResource
+from fixtures_daemons.integrations import registry
 from tests import daemon_base
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,14 +8,14 @@ import socket
 import subprocess
 
 from fixtures_daemons import PortFixture, PortUnavailable, reserve_port
-from fixtures_daemons.waiting import Deadline
+from fixtures_daemons.process.waiting import Deadline
 from tests import base
 
 #: A child that reserves a port when told "go", prints it, and holds it
 #: until its stdin closes.
 HOLDER = """
 import sys
-from fixtures_daemons.ports import reserve_port
+from fixtures_daemons.process.ports import reserve_port
 print("waiting", flush=True)
 sys.stdin.readline()
 reservation = reserve_port()

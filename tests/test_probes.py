@@ -10,8 +10,9 @@ import threading
 
 import fixtures
 
-from fixtures_daemons import PortFixture, probes
-from fixtures_daemons.probes import ProbeContext
+from fixtures_daemons import PortFixture
+from fixtures_daemons.process import probes
+from fixtures_daemons.process.probes import ProbeContext
 from tests import base
 
 

@@ -28,11 +28,11 @@ from fixtures_daemons import (
     TempDirError,
     UserError,
 )
-from fixtures_daemons._fixture import Fixture
-from fixtures_daemons.probes import LogPattern, ProbeContext, Tcp
-from fixtures_daemons.tempdirs import PREFIX
-from fixtures_daemons.waiting import wait_for
-from fixtures_daemons.watchdog import TAG_ENV, Watchdog
+from fixtures_daemons.process._fixture import Fixture
+from fixtures_daemons.process.probes import LogPattern, ProbeContext, Tcp
+from fixtures_daemons.process.tempdirs import PREFIX
+from fixtures_daemons.process.waiting import wait_for
+from fixtures_daemons.process.watchdog import TAG_ENV, Watchdog
 from tests import base
 
 READY = r"^ready$"

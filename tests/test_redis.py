@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from fixtures_daemons import DaemonFixture, ExecutableNotFound, RedisFixture
-from fixtures_daemons.binaries import find_executable
+from fixtures_daemons.base.binaries import find_executable
 from fixtures_daemons.daemons.redis import SERVERS
 from tests import daemon_base
 

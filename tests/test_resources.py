@@ -27,7 +27,7 @@ from fixtures_daemons import (
     RedisFixture,
     RedisResource,
 )
-from fixtures_daemons.resources import DaemonResource
+from fixtures_daemons.base.resources import DaemonResource
 from tests import base
 from tests.test_attach import CATALOGUE, CATALOGUE_SQL
 from tests.test_redis import no_retry

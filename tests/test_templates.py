@@ -17,11 +17,11 @@ import fixtures
 import psycopg
 
 from fixtures_daemons import PostgresqlFixture, cache_root, clear_cache
-from fixtures_daemons.binaries import find_executable, sibling
-from fixtures_daemons.tempdirs import TMPDIR_ENV
-from fixtures_daemons.templates import CACHE_ENV, TemplateCache, copy_tree
-from fixtures_daemons.users import RunAs
-from fixtures_daemons.waiting import wait_for
+from fixtures_daemons.base.binaries import find_executable, sibling
+from fixtures_daemons.base.templates import CACHE_ENV, TemplateCache, copy_tree
+from fixtures_daemons.process.tempdirs import TMPDIR_ENV
+from fixtures_daemons.process.users import RunAs
+from fixtures_daemons.process.waiting import wait_for
 from tests import base, daemon_base
 from tests.daemon_base import IS_ROOT, NOBODY
 
@@ -337,8 +337,8 @@ class TestPostgresqlTemplates(daemon_base.DaemonTestCase):
 SPARE_CHECKER = """
 import json, os
 from fixtures_daemons import PostgresqlFixture
-from fixtures_daemons.tempdirs import default_temp_root
-from fixtures_daemons.waiting import wait_for
+from fixtures_daemons.process.tempdirs import default_temp_root
+from fixtures_daemons.process.waiting import wait_for
 
 root = default_temp_root()
 

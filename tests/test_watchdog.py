@@ -12,10 +12,10 @@ import sys
 import fixtures
 import psutil
 
-from fixtures_daemons import _reaper
-from fixtures_daemons.probes import LogPattern
-from fixtures_daemons.waiting import Deadline
-from fixtures_daemons.watchdog import TAG_ENV, Watchdog
+from fixtures_daemons.process import _reaper
+from fixtures_daemons.process.probes import LogPattern
+from fixtures_daemons.process.waiting import Deadline
+from fixtures_daemons.process.watchdog import TAG_ENV, Watchdog
 from tests import base
 
 #: A "test runner": sets up several ProcessFixtures (one double-forking, one
@@ -23,8 +23,9 @@ from tests import base
 #: pid and temp dir (the handshake), then blocks until it is killed.
 RUNNER = """
 import json, os, sys
-from fixtures_daemons import ProcessFixture, probes
-from fixtures_daemons.watchdog import Watchdog
+from fixtures_daemons import ProcessFixture
+from fixtures_daemons.process import probes
+from fixtures_daemons.process.watchdog import Watchdog
 
 def program(*args):
     return [sys.executable, %(misbehave)r] + [str(arg) for arg in args]
@@ -57,7 +58,7 @@ sys.stdin.read()
 DAEMON_RUNNER = """
 import json, psutil
 from fixtures_daemons import MemcachedFixture, PostgresqlFixture, RedisFixture
-from fixtures_daemons.watchdog import Watchdog
+from fixtures_daemons.process.watchdog import Watchdog
 
 daemons = [PostgresqlFixture(mode="spawn"), PostgresqlFixture(mode="spawn"),
            RedisFixture(mode="spawn"), MemcachedFixture(mode="spawn")]

@@ -25,7 +25,7 @@ import sys
 import typing
 
 from fixtures_daemons import Admin, DaemonFixture, DaemonResource, Endpoint, Executable, KeyPrefix
-from fixtures_daemons.probes import Callable, Probe
+from fixtures_daemons.process.probes import Callable, Probe
 
 __all__ = ["TINYD", "TinyAdmin", "TinyClient", "TinyFixture", "TinyResource"]
 

@@ -6,13 +6,13 @@ import signal
 import socket
 import typing
 
-from fixtures_daemons.admin import Admin
-from fixtures_daemons.binaries import Executable
-from fixtures_daemons.daemon import DaemonFixture
-from fixtures_daemons.endpoint import Endpoint
-from fixtures_daemons.namespaces import KeyPrefix
-from fixtures_daemons.probes import Callable, Probe
-from fixtures_daemons.resources import DaemonResource
+from fixtures_daemons.base.admin import Admin
+from fixtures_daemons.base.binaries import Executable
+from fixtures_daemons.base.daemon import DaemonFixture
+from fixtures_daemons.base.endpoint import Endpoint
+from fixtures_daemons.base.namespaces import KeyPrefix
+from fixtures_daemons.base.resources import DaemonResource
+from fixtures_daemons.process.probes import Callable, Probe
 
 __all__ = ["MemcachedFixture", "MemcachedResource", "MemcachedAdmin"]
 

@@ -6,12 +6,12 @@ import signal
 import subprocess
 import typing
 
-from fixtures_daemons.binaries import Executable, find_executable, sibling
-from fixtures_daemons.databases import DatabaseDaemonFixture, SqlAdmin, TemplateHook
-from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.base.binaries import Executable, find_executable, sibling
+from fixtures_daemons.base.databases import DatabaseDaemonFixture, SqlAdmin, TemplateHook
+from fixtures_daemons.base.endpoint import Endpoint
+from fixtures_daemons.base.resources import DaemonResource
 from fixtures_daemons.errors import AdminError, CommandFailed, ExecutableNotFound
-from fixtures_daemons.probes import LogPattern, Probe
-from fixtures_daemons.resources import DaemonResource
+from fixtures_daemons.process.probes import LogPattern, Probe
 
 __all__ = ["MysqlFixture", "MysqlResource", "MysqlAdmin"]
 

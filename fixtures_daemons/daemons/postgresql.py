@@ -8,14 +8,15 @@ import re
 import signal
 import typing
 
-from fixtures_daemons import _pgwire, _reaper
-from fixtures_daemons.binaries import Executable, sibling
-from fixtures_daemons.databases import DatabaseDaemonFixture, SqlAdmin, TemplateHook
-from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.base.binaries import Executable, sibling
+from fixtures_daemons.base.databases import DatabaseDaemonFixture, SqlAdmin, TemplateHook
+from fixtures_daemons.base.endpoint import Endpoint
+from fixtures_daemons.base.resources import DaemonResource
+from fixtures_daemons.daemons import _pgwire
 from fixtures_daemons.errors import AdminError
-from fixtures_daemons.probes import LogPattern, Probe
-from fixtures_daemons.resources import DaemonResource
-from fixtures_daemons.waiting import wait_for
+from fixtures_daemons.process import _reaper
+from fixtures_daemons.process.probes import LogPattern, Probe
+from fixtures_daemons.process.waiting import wait_for
 
 __all__ = ["PostgresqlFixture", "PostgresqlResource", "PostgresqlAdmin"]
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import signal
 import typing
 
-from fixtures_daemons import _resp
-from fixtures_daemons.admin import Admin
-from fixtures_daemons.binaries import Executable
-from fixtures_daemons.daemon import DaemonFixture
-from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.base.admin import Admin
+from fixtures_daemons.base.binaries import Executable
+from fixtures_daemons.base.daemon import DaemonFixture
+from fixtures_daemons.base.endpoint import Endpoint
+from fixtures_daemons.base.namespaces import DatabaseNumber
+from fixtures_daemons.base.resources import DaemonResource
+from fixtures_daemons.daemons import _resp
 from fixtures_daemons.errors import AdminError
-from fixtures_daemons.namespaces import DatabaseNumber
-from fixtures_daemons.probes import Callable, Probe
-from fixtures_daemons.resources import DaemonResource
+from fixtures_daemons.process.probes import Callable, Probe
 
 __all__ = ["RedisFixture", "RedisResource", "RedisAdmin"]
 

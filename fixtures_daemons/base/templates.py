@@ -24,9 +24,9 @@ import os
 import tempfile
 import typing
 
-from fixtures_daemons import _copy
-from fixtures_daemons.tempdirs import make_private_dir, remove_tree
-from fixtures_daemons.users import RunAs
+from fixtures_daemons.process import _copy
+from fixtures_daemons.process.tempdirs import make_private_dir, remove_tree
+from fixtures_daemons.process.users import RunAs
 
 __all__ = ["CACHE_ENV", "cache_root", "copy_tree", "TemplateCache", "clear_cache"]
 
@@ -49,7 +49,7 @@ def cache_root() -> str:
 
 def copy_tree(src: str, dst: str, owner: RunAs | None = None) -> None:
     """Copy the tree ``src`` to the new dir ``dst``, owned by ``owner``
-    (see :func:`fixtures_daemons._copy.copy_tree`)."""
+    (see :func:`fixtures_daemons.process._copy.copy_tree`)."""
     _copy.copy_tree(src, dst, owner.uid if owner else -1, owner.gid if owner else -1)
 
 
@@ -106,7 +106,7 @@ class _Spares:
         uses = _Spares._uses[self.name] = _Spares._uses.get(self.name, 0) + 1
         if uses < 2:
             return
-        from fixtures_daemons.watchdog import Watchdog
+        from fixtures_daemons.process.watchdog import Watchdog
 
         watchdog = Watchdog.get()
         watchdog.prepare_copy(

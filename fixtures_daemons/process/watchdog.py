@@ -6,7 +6,7 @@ pytest-services all leak them. The watchdog is a small process, started on
 first use and detached into its own session, that holds the read end of a
 pipe from the test process. The library tells it, one line per event, which
 processes and dirs are live; when the pipe closes, it stops and kills them
-and removes the dirs (see :mod:`fixtures_daemons._reaper`). One watchdog
+and removes the dirs (see :mod:`fixtures_daemons.process._reaper`). One watchdog
 serves every daemon of the process, so its start (about 15 ms, off the
 critical path since nothing waits for it) is paid once.
 """
@@ -22,7 +22,7 @@ import sys
 import threading
 import uuid
 
-from fixtures_daemons import _reaper
+from fixtures_daemons.process import _reaper
 
 __all__ = ["Watchdog", "TAG_ENV"]
 

@@ -13,9 +13,9 @@ import shutil
 import stat
 import tempfile
 
-from fixtures_daemons._fixture import Fixture
 from fixtures_daemons.errors import TempDirError
-from fixtures_daemons.users import RunAs
+from fixtures_daemons.process._fixture import Fixture
+from fixtures_daemons.process.users import RunAs
 
 __all__ = [
     "TMPDIR_ENV",
@@ -115,7 +115,7 @@ class PrivateDirFixture(Fixture):
         self.owner = owner
 
     def _setUp(self) -> None:
-        from fixtures_daemons.watchdog import Watchdog
+        from fixtures_daemons.process.watchdog import Watchdog
 
         self.path = make_private_dir(self.what, self.root, self.owner)
         watchdog = Watchdog.get()

@@ -16,9 +16,9 @@ import os
 import random
 import socket
 
-from fixtures_daemons._fixture import Fixture
 from fixtures_daemons.errors import PortUnavailable
-from fixtures_daemons.locks import try_lock
+from fixtures_daemons.process._fixture import Fixture
+from fixtures_daemons.process.locks import try_lock
 
 __all__ = ["PortReservation", "PortFixture", "reserve_port"]
 

@@ -17,7 +17,7 @@ import pkgutil
 import typing
 
 from fixtures_daemons import daemons as _daemons_package
-from fixtures_daemons.daemon import DaemonFixture
+from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.errors import DaemonError
 
 __all__ = [

@@ -9,12 +9,12 @@ attached fixture gets, its admin class; then :meth:`~DaemonFixture.command_line`
 :meth:`~DaemonFixture.server_settings`, :meth:`~DaemonFixture.build_endpoint`
 and :meth:`~DaemonFixture.extra_exports`. Everything else lives here, once.
 
-setUp asks the *origin* (:mod:`fixtures_daemons.origins`) for the whole
+setUp asks the *origin* (:mod:`fixtures_daemons.base.origins`) for the whole
 daemon's :class:`~fixtures_daemons.Endpoint`: spawned here (find the
 program -> private temp dir -> reserve the ports -> prepare -> spawn and
 wait -> started), attached to one exported from outside the test, or a
 named daemon. It then enters its *namespace*
-(:mod:`fixtures_daemons.namespaces`), which narrows the endpoint, and
+(:mod:`fixtures_daemons.base.namespaces`), which narrows the endpoint, and
 exports the variables derived from that endpoint. Each step registers its
 undo right after it succeeds, so a failure half-way undoes exactly what
 was done, and cleanUp runs the same steps backwards.
@@ -33,18 +33,18 @@ import typing
 
 import fixtures
 
-from fixtures_daemons import _reaper
-from fixtures_daemons import namespaces as _namespaces
-from fixtures_daemons._fixture import Fixture
-from fixtures_daemons.admin import Admin
-from fixtures_daemons.binaries import Executable, program_version
-from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.base import namespaces as _namespaces
+from fixtures_daemons.base.admin import Admin
+from fixtures_daemons.base.binaries import Executable, program_version
+from fixtures_daemons.base.endpoint import Endpoint
+from fixtures_daemons.base.origins import Attached, Named, Origin, Spawned, state_value
+from fixtures_daemons.base.templates import TemplateCache
 from fixtures_daemons.errors import CommandFailed, DefinitionError, MisuseError, NotOwnedError
-from fixtures_daemons.origins import Attached, Named, Origin, Spawned, state_value
-from fixtures_daemons.probes import Probe
-from fixtures_daemons.process import ProcessFixture
-from fixtures_daemons.templates import TemplateCache
-from fixtures_daemons.users import RunAs
+from fixtures_daemons.process import _reaper
+from fixtures_daemons.process._fixture import Fixture
+from fixtures_daemons.process.fixture import ProcessFixture
+from fixtures_daemons.process.probes import Probe
+from fixtures_daemons.process.users import RunAs
 
 __all__ = ["DaemonFixture", "DEFAULT_ENV_PREFIX", "MODES"]
 
@@ -56,7 +56,7 @@ _T = typing.TypeVar("_T")
 #: The hooks a daemon must write, and what each is for (the error says so).
 _REQUIRED_HOOKS = {
     "command_line": "the daemon's argv, from its settings and ports",
-    "probe": "how to tell that it answers (a fixtures_daemons.probes.Probe)",
+    "probe": "how to tell that it answers (a fixtures_daemons.process.probes.Probe)",
 }
 
 
@@ -158,7 +158,7 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
     #: What an attached fixture owns inside the daemon; None: the daemon
     #: has no namespaces, and ``auto`` mode never attaches to it.
     namespace: typing.ClassVar[type[_namespaces.Namespace] | None] = None
-    #: Its administration (see :mod:`fixtures_daemons.admin`).
+    #: Its administration (see :mod:`fixtures_daemons.base.admin`).
     admin_class: typing.ClassVar[type[Admin]] = Admin
 
     #: The keyword arguments the fixture was made with.
@@ -322,7 +322,7 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
         return self.namespace(self)
 
     def template_database(self) -> str | None:
-        """The template a new :class:`~fixtures_daemons.namespaces.Database`
+        """The template a new :class:`~fixtures_daemons.base.namespaces.Database`
         is copied from (None: an empty one)."""
         return None
 
@@ -438,7 +438,7 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
 
     @property
     def admin(self) -> Admin:
-        """The daemon's admin (see :mod:`fixtures_daemons.admin`)."""
+        """The daemon's admin (see :mod:`fixtures_daemons.base.admin`)."""
         if self._admin is None:
             if self.spawning and self._server is None:  # the probe uses it
                 return self.make_admin(self.build_endpoint())

@@ -2,7 +2,7 @@
 
 PostgreSQL and MySQL share everything about databases but the SQL: the
 template hook (built once per server and hook input, under a machine-wide
-lock), the database a fixture gets (:class:`~fixtures_daemons.namespaces.Database`),
+lock), the database a fixture gets (:class:`~fixtures_daemons.base.namespaces.Database`),
 ``create_database`` and ``drop_database`` bookkeeping, and a ``reset`` that
 touches only what the fixture owns. Their admins (:class:`SqlAdmin`)
 implement the SQL.
@@ -16,10 +16,10 @@ import inspect
 import typing
 import uuid
 
-from fixtures_daemons import locks
-from fixtures_daemons.admin import Admin
-from fixtures_daemons.daemon import DaemonFixture
-from fixtures_daemons.namespaces import Database, Namespace
+from fixtures_daemons.base.admin import Admin
+from fixtures_daemons.base.daemon import DaemonFixture
+from fixtures_daemons.base.namespaces import Database, Namespace
+from fixtures_daemons.process import locks
 
 __all__ = ["DatabaseDaemonFixture", "SqlAdmin", "TemplateHook", "hook_key"]
 

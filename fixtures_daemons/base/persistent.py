@@ -1,6 +1,6 @@
 """Daemons that outlive a run, and the holder process that keeps them.
 
-A *holder* (:mod:`fixtures_daemons.holder`) is a small detached process
+A *holder* (:mod:`fixtures_daemons.base.holder`) is a small detached process
 that sets up one daemon fixture and keeps it until it receives SIGTERM,
 SIGINT or SIGHUP, then cleans it up.
 Eval mode (``fixtures-daemons run DAEMON`` without a command) and
@@ -27,11 +27,11 @@ import subprocess
 import sys
 import typing
 
-from fixtures_daemons import _reaper
-from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.errors import DaemonError, StateError
-from fixtures_daemons.probes import Tcp, UnixSocket
-from fixtures_daemons.waiting import wait_for
+from fixtures_daemons.process import _reaper
+from fixtures_daemons.process.probes import Tcp, UnixSocket
+from fixtures_daemons.process.waiting import wait_for
 
 __all__ = [
     "STATE_ENV",
@@ -178,7 +178,7 @@ def spawn_holder(
     daemon = getattr(cls, "daemon_name", "")
     spec = json.dumps({"cls": class_path(cls), "arguments": dict(arguments), "name": name})
     holder = subprocess.Popen(
-        [sys.executable, "-m", "fixtures_daemons.holder", spec],
+        [sys.executable, "-m", "fixtures_daemons.base.holder", spec],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -24,7 +24,7 @@ import unittest
 
 import testresources
 
-from fixtures_daemons.daemon import DaemonFixture
+from fixtures_daemons.base.daemon import DaemonFixture
 
 __all__ = ["DaemonResource", "optimise_module", "optimise_package"]
 

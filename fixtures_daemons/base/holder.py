@@ -1,11 +1,11 @@
 """The holder: a detached process that keeps one daemon fixture set up.
 
-``python -m fixtures_daemons.holder SPEC`` (SPEC is JSON: the fixture's
+``python -m fixtures_daemons.base.holder SPEC`` (SPEC is JSON: the fixture's
 class as ``module:QualName``, its arguments, and the name to record it
 under, if any) sets the fixture up, reports its record on stdout as one
 JSON line (or the error), closes stdout, and keeps the daemon until
 SIGTERM, SIGINT or SIGHUP, then cleans it up. See
-:mod:`fixtures_daemons.persistent`, which starts it.
+:mod:`fixtures_daemons.base.persistent`, which starts it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import signal
 import sys
 import typing
 
-from fixtures_daemons import _reaper
+from fixtures_daemons.base.persistent import Record, load, load_class
 from fixtures_daemons.errors import DaemonError
-from fixtures_daemons.persistent import Record, load, load_class
+from fixtures_daemons.process import _reaper
 
 __all__: list[str] = []
 
@@ -83,6 +83,6 @@ def _hold(spec: dict[str, typing.Any]) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.stderr.write("usage: python -m fixtures_daemons.holder SPEC\n")
+        sys.stderr.write("usage: python -m fixtures_daemons.base.holder SPEC\n")
         sys.exit(2)
     sys.exit(_hold(json.loads(sys.argv[1])))

@@ -103,7 +103,7 @@ def sibling(path: str, name: str, spec: Executable | None = None, what: str = ""
 
 
 def _version_file() -> str:
-    from fixtures_daemons.templates import cache_root
+    from fixtures_daemons.base.templates import cache_root
 
     return os.path.join(cache_root(), ".versions.json")
 

@@ -18,13 +18,14 @@ import subprocess
 import sys
 import typing
 
-from fixtures_daemons import options, persistent, registry
-from fixtures_daemons.binaries import find_executable, program_version
-from fixtures_daemons.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
-from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.base import persistent
+from fixtures_daemons.base.binaries import find_executable, program_version
+from fixtures_daemons.base.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
+from fixtures_daemons.base.endpoint import Endpoint
+from fixtures_daemons.base.origins import state_value
+from fixtures_daemons.base.templates import clear_cache
 from fixtures_daemons.errors import DaemonError
-from fixtures_daemons.origins import state_value
-from fixtures_daemons.templates import clear_cache
+from fixtures_daemons.integrations import options, registry
 
 if typing.TYPE_CHECKING:
     import psutil  # imported when needed: it costs every run 20 ms

@@ -241,19 +241,19 @@ class _Watchdog:
 
 
 def _load_copy() -> typing.Any:
-    """fixtures_daemons._copy, loaded by path: the watchdog runs without
+    """fixtures_daemons.process._copy, loaded by path: the watchdog runs without
     site-packages, so the package itself (which needs fixtures) cannot be
     imported here."""
-    module = sys.modules.get("fixtures_daemons._copy")
+    module = sys.modules.get("fixtures_daemons.process._copy")
     if module is None:
         import importlib.util
 
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_copy.py")
-        spec = importlib.util.spec_from_file_location("fixtures_daemons._copy", path)
+        spec = importlib.util.spec_from_file_location("fixtures_daemons.process._copy", path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        sys.modules["fixtures_daemons._copy"] = module
+        sys.modules["fixtures_daemons.process._copy"] = module
     return module
 
 

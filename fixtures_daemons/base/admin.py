@@ -1,6 +1,6 @@
 """Admin: the one shape of administrative access to a daemon.
 
-Namespaces (:mod:`fixtures_daemons.namespaces`) and ``reset()`` need a few
+Namespaces (:mod:`fixtures_daemons.base.namespaces`) and ``reset()`` need a few
 operations on a daemon: does it answer, empty it, create and drop a named
 space (an SQL database, a vhost, a chroot), claim a numbered one (a Redis
 database), delete the keys under a prefix. Every daemon has one
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import typing
 
-from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.errors import MisuseError
 
 __all__ = ["Admin"]

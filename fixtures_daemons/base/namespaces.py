@@ -14,7 +14,7 @@ A namespace narrows the fixture's :class:`~fixtures_daemons.Endpoint`
 (its ``database`` or ``key_prefix``), so URLs and exported variables name
 the namespace, not the whole daemon. Names are random: stestr gives
 workers no id to build them from. Every operation goes through the
-daemon's :class:`~fixtures_daemons.admin.Admin`.
+daemon's :class:`~fixtures_daemons.base.admin.Admin`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from __future__ import annotations
 import typing
 import uuid
 
-from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.errors import NotOwnedError
 
 if typing.TYPE_CHECKING:
-    from fixtures_daemons.daemon import DaemonFixture
+    from fixtures_daemons.base.daemon import DaemonFixture
 
 __all__ = ["Namespace", "WholeDaemon", "Database", "DatabaseNumber", "KeyPrefix"]
 

@@ -20,17 +20,17 @@ from __future__ import annotations
 import json
 import typing
 
-from fixtures_daemons import _reaper
-from fixtures_daemons.binaries import find_executable
-from fixtures_daemons.endpoint import Endpoint
+from fixtures_daemons.base.binaries import find_executable
+from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.errors import AttachError, StateError
-from fixtures_daemons.ports import PortFixture
-from fixtures_daemons.process import ProcessFixture
-from fixtures_daemons.tempdirs import PrivateDirFixture
-from fixtures_daemons.users import default_daemon_user, resolve_user
+from fixtures_daemons.process import _reaper
+from fixtures_daemons.process.fixture import ProcessFixture
+from fixtures_daemons.process.ports import PortFixture
+from fixtures_daemons.process.tempdirs import PrivateDirFixture
+from fixtures_daemons.process.users import default_daemon_user, resolve_user
 
 if typing.TYPE_CHECKING:
-    from fixtures_daemons.daemon import DaemonFixture
+    from fixtures_daemons.base.daemon import DaemonFixture
 
 __all__ = ["Origin", "Spawned", "Attached", "Named", "parse_state", "state_value"]
 
@@ -144,7 +144,7 @@ class Named(Origin):
         )
 
     def acquire(self, fixture: DaemonFixture) -> Endpoint:
-        from fixtures_daemons import persistent  # only here: it costs every import 2 ms
+        from fixtures_daemons.base import persistent  # only here: it costs every import 2 ms
 
         arguments = {k: v for k, v in fixture.arguments.items() if k != "reuse"}
         record = persistent.ensure(self.name, type(fixture), arguments)

@@ -5,7 +5,7 @@ The process layer every daemon is built on:
 * the command runs in a new session, its stdout and stderr going straight
   to a log file: no pipe exists, so nothing can fill up and block (mirakuru
   and pifpaf's eval mode stall once a daemon has written 64 KiB);
-* readiness is a :mod:`~fixtures_daemons.probes` probe polled under a
+* readiness is a :mod:`~fixtures_daemons.process.probes` probe polled under a
   monotonic deadline with a backoff that starts at 1 ms, and the process is
   checked on every poll, so an early exit fails at once with its exit code
   and log tail instead of at the timeout;
@@ -14,7 +14,7 @@ The process layer every daemon is built on:
   the process group, the snapshot (children that left the group and hid
   their environment, as PostgreSQL's do) and every process carrying this
   process's tag (descendants that double-forked out of the group);
-* the watchdog (:mod:`fixtures_daemons.watchdog`) does the same if the test
+* the watchdog (:mod:`fixtures_daemons.process.watchdog`) does the same if the test
   process dies before cleanUp.
 """
 
@@ -29,14 +29,14 @@ import typing
 
 from testtools import content, content_type
 
-from fixtures_daemons import _reaper
-from fixtures_daemons._fixture import Fixture
 from fixtures_daemons.errors import DaemonExited, ExecutableNotFound, StartupTimeout, UserError
-from fixtures_daemons.probes import Probe, ProbeContext
-from fixtures_daemons.tempdirs import PrivateDirFixture, make_private_dir, remove_tree
-from fixtures_daemons.users import RunAs, resolve_user
-from fixtures_daemons.waiting import Backoff, Deadline
-from fixtures_daemons.watchdog import TAG_ENV, Watchdog
+from fixtures_daemons.process import _reaper
+from fixtures_daemons.process._fixture import Fixture
+from fixtures_daemons.process.probes import Probe, ProbeContext
+from fixtures_daemons.process.tempdirs import PrivateDirFixture, make_private_dir, remove_tree
+from fixtures_daemons.process.users import RunAs, resolve_user
+from fixtures_daemons.process.waiting import Backoff, Deadline
+from fixtures_daemons.process.watchdog import TAG_ENV, Watchdog
 
 __all__ = ["ProcessFixture", "log_tail"]
 
@@ -102,7 +102,7 @@ class ProcessFixture(Fixture):
     says the process is ready.
 
     :param command: the argv list.
-    :param probe: a :class:`~fixtures_daemons.probes.Probe`; None means ready
+    :param probe: a :class:`~fixtures_daemons.process.probes.Probe`; None means ready
         as soon as the process has started.
     :param timeout: seconds to wait for readiness.
     :param stop_signal: the signal that asks the process to stop.

@@ -23,17 +23,15 @@ was done, and cleanUp runs the same steps backwards.
 from __future__ import annotations
 
 import contextlib
-import difflib
-import inspect
 import os
 import signal
 import subprocess
-import types
 import typing
 
 import fixtures
 
 from fixtures_daemons.base import namespaces as _namespaces
+from fixtures_daemons.base import signatures
 from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.binaries import Executable, program_version
 from fixtures_daemons.base.endpoint import Endpoint
@@ -51,8 +49,6 @@ __all__ = ["DaemonFixture", "DEFAULT_ENV_PREFIX", "MODES"]
 DEFAULT_ENV_PREFIX = "FIXTURES_DAEMONS"
 MODES = ("auto", "spawn", "attach")
 
-_T = typing.TypeVar("_T")
-
 #: The hooks a daemon must write, and what each is for (the error says so).
 _REQUIRED_HOOKS = {
     "command_line": "the daemon's argv, from its settings and ports",
@@ -60,35 +56,7 @@ _REQUIRED_HOOKS = {
 }
 
 
-def _keyword_parameters(cls: type) -> list[inspect.Parameter]:
-    """The keyword-only parameters of ``cls``'s ``__init__`` and its
-    bases', the class's own first: the real signature of a daemon whose
-    ``__init__`` passes ``**kwargs`` on to its base."""
-    found: dict[str, inspect.Parameter] = {}
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
-            continue
-        for param in inspect.signature(init).parameters.values():
-            if param.kind is param.KEYWORD_ONLY and param.name not in found:
-                found[param.name] = param
-    return list(found.values())
-
-
-class _DaemonType(type):
-    """Checks the keyword arguments of a daemon against its real signature
-    before ``__init__`` runs, so a misspelt one is named with the closest
-    parameter and the class it was given to, and keeps them (the holder of
-    a named daemon starts it again with them)."""
-
-    def __call__(cls: type[_T], *args: typing.Any, **kwargs: typing.Any) -> _T:
-        typing.cast(typing.Any, cls).check_arguments(*args, **kwargs)
-        instance = super().__call__(**kwargs)  # type: ignore[misc]
-        instance.arguments = types.MappingProxyType(dict(kwargs))
-        return typing.cast(_T, instance)
-
-
-class DaemonFixture(Fixture, metaclass=_DaemonType):
+class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
     """A real daemon, from setUp until cleanUp, in a private temp dir.
 
     Parameters every daemon accepts (keyword only):
@@ -166,7 +134,7 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
 
     def __init_subclass__(cls, **kwargs: typing.Any) -> None:
         super().__init_subclass__(**kwargs)
-        setattr(cls, "__signature__", inspect.Signature(_keyword_parameters(cls)))  # noqa: B010
+        signatures.set_signature(cls)
         if cls.__dict__.get("daemon_name"):  # a daemon, not an abstract base
             cls._check_definition()
 
@@ -189,18 +157,7 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
         """Raise TypeError, naming the class and the closest parameter, for
         arguments its constructor does not take (a testresources resource
         checks its arguments when it is built, not in every test)."""
-        if args:
-            raise TypeError(
-                "%s() takes keyword arguments only (got %d positional)" % (cls.__name__, len(args))
-            )
-        known = list(inspect.signature(cls).parameters)
-        for name in kwargs:
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = "; did you mean %r?" % close[0] if close else ""
-                raise TypeError(
-                    "%s() got an unexpected keyword argument %r%s" % (cls.__name__, name, hint)
-                )
+        signatures.check_arguments(cls, *args, **kwargs)
 
     def __init__(
         self,
@@ -245,8 +202,6 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
         self.temp_dir = ""
         self.log_path = ""
         self.binary = ""
-        self._forget()
-
         self.env: dict[str, str] = {}
         self._server: Endpoint | None = None
         self._endpoint: Endpoint | None = None
@@ -596,4 +551,4 @@ class DaemonFixture(Fixture, metaclass=_DaemonType):
         return self._own_process("paused()").paused()
 
 
-setattr(DaemonFixture, "__signature__", inspect.Signature(_keyword_parameters(DaemonFixture)))  # noqa: B010
+signatures.set_signature(DaemonFixture)

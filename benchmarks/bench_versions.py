@@ -22,8 +22,8 @@ checkout's root::
 
 The table gives each figure's median over the rounds for both checkouts and
 the ratio this/other (below 1.00x: this checkout is faster). Both use the
-same template cache, built in the warm-up round. Exits 1 if a process or a
-temp dir of ours is left behind.
+same template cache, built in the warm-up round. Exits 1 if a temp dir of
+ours is left behind.
 """
 
 from __future__ import annotations

@@ -587,6 +587,17 @@ class AttachContract:
             self.assertIn(variable, str(error))
         self.assertNothingLeft(temp_root, tagged)
 
+    def test_attach_after_the_shared_daemon_restarted(self: typing.Any) -> None:
+        # stopped() gives it a new process: what it exports says so.
+        server = self.useFixture(self.daemon_class(share=True))
+        with server.stopped():
+            pass
+        attached = self.useFixture(self.daemon_class(mode="attach"))
+        self.assertTrue(attached.attached)
+        self.assertEqual(pid_of(server), attached.server_endpoint.pid)
+        self.put(attached, "key", "after")
+        self.assertEqual("after", self.get(attached, "key"))
+
     def test_attach_to_a_hung_daemon(self: typing.Any) -> None:
         # Its port accepts connections (the kernel does that), but it does
         # not answer: a typed error within the fixture's timeout.

@@ -25,7 +25,6 @@ import redis
 
 from fixtures_daemons import (
     AdminError,
-    CommandFailed,
     DaemonError,
     DaemonFixture,
     MemcachedFixture,
@@ -483,7 +482,7 @@ class TestMysqlAttach(AttachTestCase):
         path = self.sqlFile(
             "CREATE TABLE g (a int, b int AS (a + 1)); INSERT INTO g (a) VALUES (1);"
         )
-        self.assertSetUpFails(CommandFailed, MysqlFixture(template=path))
+        self.assertSetUpFails(AdminError, MysqlFixture(template=path))
         self.assertNoDatabasesLeft(templates=1)
 
     def test_template_built_once_by_racing_processes(self) -> None:

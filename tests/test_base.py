@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import socket
 import subprocess
 import sys
 import typing
@@ -29,6 +30,7 @@ from fixtures_daemons import (
     StateError,
 )
 from fixtures_daemons.base.origins import state_value
+from fixtures_daemons.process import probes
 from fixtures_daemons.process.probes import Callable, Probe
 from fixtures_daemons.process.waiting import wait_for
 from tests import base
@@ -626,3 +628,80 @@ class TestEntryPoints(BaseTestCase):
         # The daemon went with the run.
         port = int(url.rsplit(":", 1)[1])
         self.assertTrue(refused(Endpoint(ports={"main": port})))
+
+
+#: A daemon with no TCP port and no URL, as an X server is: it serves a
+#: unix socket and is reached through a display name.
+NO_PORT_SERVER = """
+import contextlib, os, socket, sys
+with contextlib.suppress(FileNotFoundError):
+    os.unlink(sys.argv[1])  # left by the run before a restart
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sys.argv[1])
+server.listen(8)
+while True:
+    conn, _ = server.accept()
+    with contextlib.suppress(OSError):  # the probe hangs up at once
+        conn.sendall(b"hello\\n")
+    conn.close()
+"""
+
+
+class NoPortFixture(DaemonFixture):
+    """A daemon reached through a unix socket and a display, no port."""
+
+    daemon_name = "noport"
+    executable = Executable(names=(sys.executable,), packages={"Debian/Ubuntu": "python3"})
+    port_names = ()
+
+    def command_line(self) -> list[str]:
+        return [self.binary, "-c", NO_PORT_SERVER, self.path("x.sock")]
+
+    def probe(self) -> Probe:
+        return probes.UnixSocket(self.path("x.sock"))
+
+    def build_endpoint(self) -> Endpoint:
+        return (
+            super()
+            .build_endpoint()
+            .replace(sockets={"main": self.path("x.sock")}, display=":%d" % (os.getpid() % 1000))
+        )
+
+
+def hello(fixture: DaemonFixture) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(fixture.endpoint.socket)
+        return sock.makefile().readline().strip()
+
+
+class TestNoPort(BaseTestCase):
+    """A daemon without a port or a URL is first-class."""
+
+    def test_set_up_exports_its_socket_and_display(self) -> None:
+        daemon = self.useFixture(NoPortFixture())
+        self.assertEqual("hello", hello(daemon))
+        self.assertIsNone(daemon.endpoint.port)
+        self.assertEqual("", daemon.url)
+        self.assertEqual({}, daemon.ports)
+        own = "FIXTURES_DAEMONS_NOPORT_"
+        self.assertEqual(daemon.endpoint.display, os.environ[own + "DISPLAY"])
+        self.assertEqual(daemon.path("x.sock"), os.environ[own + "SOCKET"])
+        for absent in (own + "URL", own + "PORT"):
+            self.assertNotIn(absent, daemon.env)
+        error = self.assertRaises(MisuseError, lambda: daemon.port)
+        self.assertIn("no TCP port", str(error))
+
+    def test_stopped_and_shared(self) -> None:
+        daemon = self.useFixture(NoPortFixture(share=True))
+        with daemon.stopped():
+            self.assertRaises(OSError, hello, daemon)
+        self.assertEqual("hello", hello(daemon))
+        # No namespaces: auto mode starts its own, attach mode shares it all.
+        own = self.useFixture(NoPortFixture())
+        self.assertFalse(own.attached)
+        self.assertNotEqual(daemon.endpoint.socket, own.endpoint.socket)
+        shared = self.useFixture(NoPortFixture(mode="attach"))
+        self.assertTrue(shared.attached)
+        self.assertEqual(daemon.endpoint.socket, shared.endpoint.socket)
+        self.assertEqual("hello", hello(shared))

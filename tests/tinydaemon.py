@@ -24,8 +24,15 @@ import socket
 import sys
 import typing
 
-from fixtures_daemons import Admin, DaemonFixture, DaemonResource, Endpoint, Executable, KeyPrefix
-from fixtures_daemons.process.probes import Callable, Probe
+from fixtures_daemons import (
+    Admin,
+    DaemonFixture,
+    DaemonResource,
+    Endpoint,
+    Executable,
+    KeyPrefix,
+    probes,
+)
 
 __all__ = ["TINYD", "TinyAdmin", "TinyClient", "TinyFixture", "TinyResource"]
 
@@ -126,9 +133,9 @@ class TinyFixture(DaemonFixture):
     def process_environment(self) -> dict[str, str | None]:
         return {"TINYD_GREETING": self.greeting}
 
-    def probe(self) -> Probe:
+    def probe(self) -> probes.Probe:
         # Ready once it answers PING; LogPattern("tinyd ready") would do too.
-        return Callable(self.admin.answers, "PING answered with PONG")
+        return probes.Callable(self.admin.answers, "PING answered with PONG")
 
     # -- what tests use ----------------------------------------------------
 

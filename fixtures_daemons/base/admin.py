@@ -22,6 +22,7 @@ import typing
 
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.errors import MisuseError
+from fixtures_daemons.process.probes import Tcp, UnixSocket
 
 __all__ = ["Admin"]
 
@@ -45,10 +46,17 @@ class Admin:
     # -- every daemon ----------------------------------------------------------
 
     def answers(self) -> bool:
-        """True when the daemon answers a request (not just accepts a
-        connection): used as readiness probe and to check a daemon that a
-        fixture attaches to."""
-        raise NotImplementedError("%s.answers" % type(self).__name__)
+        """True when the daemon answers: used as a readiness probe and to
+        check a daemon that a fixture attaches to. This default only checks
+        that its main port (else its main socket) accepts a connection,
+        which a hung daemon still does: a daemon's admin should make a real
+        request."""
+        endpoint = self.endpoint
+        if endpoint.port is not None:
+            return Tcp(endpoint.host, endpoint.port).ready()
+        if endpoint.socket:
+            return UnixSocket(endpoint.socket).ready()
+        return True
 
     def flush(self) -> None:
         """Empty the whole daemon (every database, every key)."""

@@ -385,11 +385,18 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
     @property
     def port(self) -> int:
         """The main port (reserved ones while the daemon is being spawned)."""
-        if self._endpoint is not None and self._endpoint.port is not None:
-            return self._endpoint.port
+        endpoint = self._endpoint or self._server
+        if endpoint is not None and endpoint.port is not None:
+            return endpoint.port
         if self.spawning and self.ports:
             return next(iter(self.ports.values()))
-        self._not_set_up("port")
+        if endpoint is None and not self.spawning:
+            self._not_set_up("port")
+        raise MisuseError(
+            self.daemon_name,
+            "%s.port" % type(self).__name__,
+            "%s has no TCP port: see endpoint.sockets and endpoint.display" % self.daemon_name,
+        )
 
     @property
     def admin(self) -> Admin:
@@ -541,10 +548,16 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
             with process.stopped(self.restart_signal):
                 yield
         finally:
-            # A new process: the endpoints name its pid.
+            # A new process: the endpoints, and what was exported from them
+            # (the state variable names the pid), name its pid.
             if self._server is not None and self._endpoint is not None:
                 self._server = self.with_pid(self._server)
                 self._endpoint = self.with_pid(self._endpoint)
+                self.env = self.exports()
+                if self.export_env:
+                    # The same names as at setUp: their restoration on
+                    # cleanUp is registered already.
+                    os.environ.update(self.env)
 
     def paused(self) -> typing.ContextManager[None]:
         """Freeze the daemon (SIGSTOP) for the with-block: a hung daemon."""

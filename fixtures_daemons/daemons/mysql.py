@@ -10,7 +10,7 @@ from fixtures_daemons.base.binaries import Executable, find_executable, sibling
 from fixtures_daemons.base.databases import DatabaseDaemonFixture, SqlAdmin, TemplateHook
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.resources import DaemonResource
-from fixtures_daemons.errors import AdminError, CommandFailed, ExecutableNotFound
+from fixtures_daemons.errors import AdminError, ExecutableNotFound
 from fixtures_daemons.process.probes import LogPattern, Probe
 
 __all__ = ["MysqlFixture", "MysqlResource", "MysqlAdmin"]
@@ -68,13 +68,13 @@ class MysqlAdmin(SqlAdmin):
             raise AdminError(self.name, sql, "no answer within %.1f s" % self.timeout) from None
         output = result.stdout.decode("utf-8", "replace")
         if result.returncode != 0:
-            raise CommandFailed(self.name or "mysql client", command, result.returncode, output)
+            raise AdminError(self.name or "mysql", sql, output.strip())
         return [line.split("\t") for line in output.splitlines() if line]
 
     def answers(self) -> bool:
         try:
             return bool(self.query("SELECT 1"))
-        except (CommandFailed, AdminError):
+        except AdminError:
             return False
 
     def run_sql(self, sql: str, database: str) -> None:
@@ -128,8 +128,8 @@ class MysqlAdmin(SqlAdmin):
                 statements.append("INSERT INTO %s SELECT * FROM %s;" % (target, origin))
         try:
             self.query(" ".join(statements))
-        except CommandFailed as exc:
-            if "ERROR 1007" not in exc.output:  # not "database exists": ours, half made
+        except AdminError as exc:
+            if "ERROR 1007" not in exc.reason:  # not "database exists": ours, half made
                 self.drop_database(name)
             raise
 

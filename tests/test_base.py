@@ -573,6 +573,7 @@ class TestEntryPoints(BaseTestCase):
             f.write(
                 "[fixtures_daemons.daemons]\n"
                 "tiny = tests.tinydaemon:TinyFixture\n"
+                "tinywhole = tests.test_base:TinyWholeFixture\n"
                 "broken = no_such_module_xyz:Nothing\n"
             )
         return path
@@ -601,6 +602,26 @@ class TestEntryPoints(BaseTestCase):
         self.assertIn("postgresql", rows)
         self.assertIn("tiny", rows)
         self.assertEqual(["tiny", "yes", sys.executable], rows["tiny"].split()[:3])
+
+    def test_under_run_a_daemon_without_namespaces_spawns_its_own(self) -> None:
+        # fixtures-daemons run exports the state variable, but a fixture in
+        # auto mode attaches only to a daemon that has namespaces.
+        code = (
+            "import os\n"
+            "from tests.test_base import TinyWholeFixture\n"
+            "from tests.tinydaemon import TinyFixture\n"
+            "assert os.environ['FIXTURES_DAEMONS_TINYWHOLE_STATE']\n"
+            "run_port = os.environ['FIXTURES_DAEMONS_TINYWHOLE_PORT']\n"
+            "fixture = TinyWholeFixture()\n"
+            "fixture.setUp()\n"
+            "print(fixture.attached, fixture.port, run_port)\n"
+            "fixture.cleanUp()\n"
+        )
+        result = self.cli("run", "tinywhole", "--", sys.executable, "-c", code)
+        self.assertEqual(0, result.returncode, result.stdout + result.stderr)
+        attached, own_port, run_port = result.stdout.split()
+        self.assertEqual("False", attached)
+        self.assertNotEqual(run_port, own_port)
 
     def test_run_of_a_broken_entry_point_says_why(self) -> None:
         result = self.cli("run", "broken", "--", "true")

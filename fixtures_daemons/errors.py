@@ -3,8 +3,8 @@
 Every error carries structured attributes (the daemon's name, its log tail,
 ...) so that callers and test reports can act on them, and every message is
 built defensively: ``str()`` of one of these never raises, even when an
-attribute is of an unexpected type (mirakuru's messages could crash while
-being formatted, hiding the real failure).
+attribute is of an unexpected type, so that formatting a message can never
+hide the real failure.
 """
 
 from __future__ import annotations

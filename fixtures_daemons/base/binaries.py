@@ -1,10 +1,11 @@
 """Finding a daemon's program, where distributions really put it.
 
 PATH first, then the places packages hide daemons (Debian's
-``/usr/lib/postgresql/<version>/bin``, ``/usr/sbin``, Homebrew's prefixes):
-pytest-postgresql and pytest-mysql miss Debian's versioned dirs. An explicit
-path (a parameter, or the daemon's environment variable) always wins. When
-nothing is found the error names the package to install.
+``/usr/lib/postgresql/<version>/bin``, ``/usr/sbin``, Homebrew's prefixes),
+versioned dirs included (see doc/source/design.rst, 'Programs found where
+distributions put them'). An explicit path (a parameter, or the daemon's
+environment variable) always wins. When nothing is found the error names
+the package to install.
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ def _load_versions() -> dict[str, str]:
 
 @functools.cache
 def _version(path: str, realpath: str, mtime_ns: int, size: int, flag: str) -> str:
-    # Kept on disk too, by binary identity: running ``postgres --version``
-    # costs every test process (and every CLI run) 25 ms otherwise.
+    # Kept on disk too, by binary identity: otherwise every test process
+    # (and every CLI run) runs ``postgres --version`` again (design.rst,
+    # 'Program versions remembered').
     key = "%s\0%s\0%d\0%d\0%s" % (path, realpath, mtime_ns, size, flag)
     known = _load_versions()
     if isinstance(known.get(key), str):

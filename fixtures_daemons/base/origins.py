@@ -144,7 +144,7 @@ class Named(Origin):
         )
 
     def acquire(self, fixture: DaemonFixture) -> Endpoint:
-        from fixtures_daemons.base import persistent  # only here: it costs every import 2 ms
+        from fixtures_daemons.base import persistent  # only here: it slows every import
 
         arguments = {k: v for k, v in fixture.arguments.items() if k != "reuse"}
         record = persistent.ensure(self.name, type(fixture), arguments)

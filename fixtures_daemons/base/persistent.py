@@ -12,8 +12,7 @@ pipe (one JSON line), then closes it.
 Named daemons are recorded in a per-user state dir as one JSON file each.
 A record is trusted only while the holder's and the daemon's pids still
 have the start times recorded (a reused pid has another) and the daemon
-accepts connections: pytest-xprocess takes a reused pid for the old
-process.
+accepts connections, so a reused pid is never taken for the daemon.
 """
 
 from __future__ import annotations

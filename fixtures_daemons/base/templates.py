@@ -1,13 +1,13 @@
 """Initialise once, copy for every instance.
 
-initdb takes about a second and mariadb-install-db several; copying their
-result into a memory-backed dir takes about 40 ms. So a daemon's slow
-initialisation runs once per machine: its result is kept as a *template*
-in a cache dir, keyed by the daemon kind, the binary's path and the
-initialisation options, and validated against the binary's version (a
-template made by another version of the same path is rebuilt, not used).
-Parallel workers build a template once: builders hold an exclusive flock,
-copiers a shared one.
+initdb and mariadb-install-db are slow; copying their result into a
+memory-backed dir is fast (see doc/source/design.rst, 'Where the time
+goes'). So a daemon's slow initialisation runs once per machine: its result
+is kept as a *template* in a cache dir, keyed by the daemon kind, the
+binary's path and the initialisation options, and validated against the
+binary's version (a template made by another version of the same path is
+rebuilt, not used). Parallel workers build a template once: builders hold an
+exclusive flock, copiers a shared one.
 
 Clearing the cache: :func:`clear_cache`, or remove the directory
 :func:`cache_root` names (``$FIXTURES_DAEMONS_CACHE_DIR``, else
@@ -66,8 +66,9 @@ def _flock(path: str, mode: int) -> typing.Iterator[None]:
 class _Spares:
     """The next instance's copy, prepared in the background.
 
-    Copying a PostgreSQL template takes about 40 ms, more than half of a
-    fixture's setUp. From the second instance of a template in a process
+    Copying a template is the largest part of a PostgreSQL or MariaDB
+    fixture's setUp (see doc/source/design.rst, 'The next copy made in
+    the background'). From the second instance of a template in a process
     on, the watchdog (another process, so another core) copies the template
     once more right after each setUp, beside the instance's own temp dir;
     the next setUp claims that spare with a rename when it is complete

@@ -1,4 +1,4 @@
-"""memcached, stopped in milliseconds."""
+"""memcached, killed at cleanUp: its data is thrown away."""
 
 from __future__ import annotations
 
@@ -47,11 +47,11 @@ class MemcachedAdmin(Admin):
 class MemcachedFixture(DaemonFixture):
     """A memcached server on loopback TCP (UDP off).
 
-    memcached takes a full second to exit on SIGTERM; its data is thrown
-    away anyway, so cleanUp kills it (about 1 ms). It is a cache: like a
-    real memcached restart, :meth:`stopped` brings it back empty (its warm
-    restart, ``--memory-file``, refuses its own metadata in 1.6.18 and makes
-    every start 30 ms slower).
+    memcached is slow to exit on SIGTERM; its data is thrown away anyway,
+    so cleanUp kills it. It is a cache: like a real memcached restart,
+    :meth:`stopped` brings it back empty (its warm restart,
+    ``--memory-file``, refuses its own metadata in 1.6.18 and slows every
+    start). See :doc:`/design`, 'Where the time goes'.
 
     :param memory: the cache size in megabytes.
     :param threads: worker threads.

@@ -117,8 +117,8 @@ class PostgresqlAdmin(SqlAdmin):
     def _strategy(self, conn: _pgwire.Connection) -> str:
         """Since PostgreSQL 15, CREATE DATABASE WAL-logs every block it
         copies; FILE_COPY copies the files and makes two checkpoints, cheap
-        without fsync: 9 ms instead of 15 for a small database. Kept as the
-        default when durable."""
+        without fsync (see doc/source/design.rst, 'The template hook'). Kept
+        as the default when durable."""
         match = re.match(r"(\d+)", conn.parameters.get("server_version", ""))
         if not self.file_copy or not match or int(match.group(1)) < 15:
             return ""
@@ -129,9 +129,10 @@ class PostgresqlAdmin(SqlAdmin):
         new connections, terminate the open ones, then drop.
 
         DROP ... WITH (FORCE) alone does that too, but then waits for the
-        terminated backends in 100 ms steps (so does pg_terminate_backend's
+        terminated backends in coarse steps (so does pg_terminate_backend's
         timeout); here we watch the backends' processes go, with our own
-        1 ms backoff, and drop once they are gone.
+        1 ms backoff, and drop once they are gone (see doc/source/design.rst,
+        'A database dropped as soon as its clients are gone').
         """
         ident = _pgwire.quote_ident(name)
         with self.connect(self._admin_for(name)) as conn:
@@ -151,10 +152,11 @@ class PostgresqlFixture(DatabaseDaemonFixture):
     """A PostgreSQL server, with trust authentication on loopback and on a
     unix socket in its temp dir.
 
-    It runs ``postgres`` itself, not ``pg_ctl`` (which polls every 100 ms),
-    on a copy of a data dir made once by ``initdb`` and cached; it is ready
-    when it logs that it accepts connections, and cleanUp stops it with an
-    immediate shutdown (SIGQUIT: the data is thrown away).
+    It runs ``postgres`` itself, not ``pg_ctl`` (which polls, and so adds
+    waits; see :doc:`/design`, 'Where the time goes'), on a copy of a data
+    dir made once by ``initdb`` and cached; it is ready when it logs that
+    it accepts connections, and cleanUp stops it with an immediate shutdown
+    (SIGQUIT: the data is thrown away).
 
     :param database: the database ``url`` points at; created at start
         unless it is ``postgres``.

@@ -28,7 +28,7 @@ from fixtures_daemons.errors import DaemonError
 from fixtures_daemons.integrations import options, registry
 
 if typing.TYPE_CHECKING:
-    import psutil  # imported when needed: it costs every run 20 ms
+    import psutil  # imported when needed: it would slow every run
 
 __all__ = ["main"]
 
@@ -74,7 +74,8 @@ def _daemon_subparsers(
     # prog: "fixtures-daemons run postgresql", not run's whole usage line.
     subs = parser.add_subparsers(dest="daemon", metavar="DAEMON", required=True, prog=parser.prog)
     # Only the named ones when there are: listing every daemon looks up
-    # third parties' entry points, which costs each run 10 ms.
+    # third parties' entry points, which slows every run (design.rst,
+    # 'The registry').
     for name in sorted(only) if only else registry.daemon_names():
         try:
             cls = registry.daemon_class(name)
@@ -91,7 +92,8 @@ def _daemon_subparsers(
 
 def build_parser(only: typing.Collection[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, run and start know just those daemons:
-    every daemon's options cost a run 25 ms (signatures, docstrings)."""
+    reading every daemon's options (signatures, docstrings) slows a run
+    (see doc/source/design.rst, 'The CLI's options')."""
     parser = _Parser(prog=PROG, description="Real, throw-away daemons for test runs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     _add_env_options(parser, defaults=True)
@@ -436,7 +438,7 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         # The daemons named on the command line, if any (a word that is
         # also an option's value only adds a subparser); none: all of them,
         # for --help and for the error that lists the choices.
-        # Ours first: looking up third parties' entry points costs 10 ms.
+        # Ours first: looking up third parties' entry points is slow.
         named = set(registry.builtin_daemons()) & set(args)
         if not named:
             named = set(registry.daemon_names()) & set(args)

@@ -16,9 +16,8 @@ def copy_tree(src: str, dst: str, uid: int = -1, gid: int = -1) -> None:
     (-1: unchanged).
 
     Contents and modes only (times and extended attributes do not matter to
-    a daemon), with ``sendfile`` and an ``fchown`` per file: about twice as
-    fast as ``cp -a`` or ``shutil.copytree`` for a data dir of a thousand
-    files.
+    a daemon), with ``sendfile`` and an ``fchown`` per file, which is what
+    makes it fast (see doc/source/design.rst, 'Memory-backed temp dirs').
     """
     chown = uid >= 0 or gid >= 0
     os.mkdir(dst, stat.S_IMODE(os.stat(src).st_mode))

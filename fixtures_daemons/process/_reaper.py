@@ -50,9 +50,9 @@ def _pids(since: int = 0) -> list[int]:
     process ``since`` (pids grow until they wrap around, so that is the
     pids above it unless the last pid handed out is below it).
 
-    Scanning only those keeps a stop as cheap on a desktop with 800
-    processes as in a container with 50: a full scan costs about 15 us a
-    process.
+    Scanning only those keeps the cost of a stop independent of how many
+    processes the machine runs (see doc/source/design.rst, 'Scanning
+    ``/proc`` from the daemon's pid up').
     """
     try:
         pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]

@@ -3,8 +3,8 @@
 The process layer every daemon is built on:
 
 * the command runs in a new session, its stdout and stderr going straight
-  to a log file: no pipe exists, so nothing can fill up and block (mirakuru
-  and pifpaf's eval mode stall once a daemon has written 64 KiB);
+  to a log file: no pipe exists, so nothing can fill up and block the
+  daemon (see doc/source/design.rst, 'Output to a file, not a pipe');
 * readiness is a :mod:`~fixtures_daemons.process.probes` probe polled under a
   monotonic deadline with a backoff that starts at 1 ms, and the process is
   checked on every poll, so an early exit fails at once with its exit code
@@ -60,8 +60,9 @@ def log_tail(path: str, lines: int = 20, max_bytes: int = 16384) -> str:
 
 def _wait(process: subprocess.Popen[bytes], timeout: float) -> int:
     """``process.wait(timeout)``, without its sleeps: CPython's timed wait
-    polls at 1, 2, 4... ms, which makes a daemon that exits in 1.2 ms cost
-    3; a pidfd becomes readable the moment the process exits."""
+    sleeps between polls, so it notices an exit late; a pidfd becomes
+    readable the moment the process exits (see doc/source/design.rst,
+    'Waiting for an exit with a pidfd')."""
     pidfd_open = getattr(os, "pidfd_open", None)
     if pidfd_open is None or process.returncode is not None:
         return process.wait(timeout)

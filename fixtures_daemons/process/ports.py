@@ -1,13 +1,13 @@
 """Free TCP ports that stay ours until the daemon has bound them.
 
-Binding port 0 and closing the socket (testing.postgresql, pytest-postgresql)
-leaves a window in which another parallel worker gets the same port. Here a
-port is *reserved*: an exclusive ``flock`` on a per-port lock file, held for
-the fixture's lifetime, so no other process using this library on the
-machine (another stestr worker, another test run, another user) can take it.
-The kernel drops a flock when its holder dies, so a crashed worker's
-reservations free themselves. Ports are drawn at random below the kernel's
-ephemeral range, where outgoing connections never land.
+Binding port 0 and closing the socket leaves a window in which another
+parallel worker gets the same port. Here a port is *reserved*: an exclusive
+``flock`` on a per-port lock file, held for the fixture's lifetime, so no
+other process using this library on the machine (another stestr worker,
+another test run, another user) can take it. The kernel drops a flock when
+its holder dies, so a crashed worker's reservations free themselves. Ports
+are drawn at random below the kernel's ephemeral range, where outgoing
+connections never land. See doc/source/design.rst, 'Reserved ports'.
 """
 
 from __future__ import annotations

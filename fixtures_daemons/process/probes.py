@@ -184,7 +184,7 @@ class Http(Probe):
         self.url = url
         self.statuses = statuses
         self.method = method
-        import urllib.parse  # here: http.client and friends cost every CLI run 30 ms
+        import urllib.parse  # here: http.client and friends would slow every CLI run
 
         parts = urllib.parse.urlsplit(url)
         self._https = parts.scheme == "https"

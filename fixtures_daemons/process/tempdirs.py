@@ -1,9 +1,10 @@
 """Private temp dirs, memory-backed when there is room.
 
 Daemon data dirs are thrown away after a test, so they belong in memory:
-copying an initialised PostgreSQL data dir into /dev/shm takes about 40 ms
-here, into a disk-backed /tmp 90 to 300 ms. Every dir is 0700 (made by
-``mkdtemp``) and, when the daemon runs as another user, owned by that user.
+copying an initialised data dir there is much faster than onto a disk (see
+doc/source/design.rst, 'Memory-backed temp dirs'). Every dir is 0700 (made
+by ``mkdtemp``) and, when the daemon runs as another user, owned by that
+user.
 """
 
 from __future__ import annotations
@@ -102,8 +103,10 @@ class PrivateDirFixture(Fixture):
     """A private temp dir (see :func:`make_private_dir`) for the fixture's
     lifetime; the watchdog also removes it if the test process dies. In the
     default temp root, cleanUp frees its path at once and the watchdog
-    deletes its content in the background (a PostgreSQL data dir takes
-    15 ms to delete); in a root given by the caller, cleanUp deletes it.
+    deletes its content in the background (deleting a PostgreSQL data dir
+    is a large part of a cleanUp; see doc/source/design.rst, 'Temp dirs
+    deleted off the critical path'); in a root given by the caller, cleanUp
+    deletes it.
 
     :ivar path: the directory.
     """

@@ -1,10 +1,10 @@
 """Running a process as another (unprivileged) user.
 
 PostgreSQL and MariaDB refuse to run as root, and a test suite run as root
-(containers, CI) is common: pifpaf and pytest-postgresql simply fail there.
-When the test process is root, daemons that refuse root run as an
-unprivileged user instead: ``nobody`` unless ``FIXTURES_DAEMONS_USER`` names
-another.
+(containers, CI) is common, and must not simply fail (see
+doc/source/design.rst, 'Running as an unprivileged user under root'). When
+the test process is root, daemons that refuse root run as an unprivileged
+user instead: ``nobody`` unless ``FIXTURES_DAEMONS_USER`` names another.
 """
 
 from __future__ import annotations

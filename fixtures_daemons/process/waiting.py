@@ -2,11 +2,12 @@
 
 Every wait in fixtures-daemons runs against a monotonic :class:`Deadline`
 and sleeps between attempts with :class:`Backoff`. The backoff starts at
-about a millisecond (most daemons are ready within tens of milliseconds, and
-a fixed 0.1 s poll, as mirakuru's, makes a 20 ms daemon cost 100 ms) and then
-grows with the time already spent, so the overshoot past the moment the
-daemon became ready stays a small fraction of the wait while a slow daemon is
-not hammered.
+about a millisecond (a daemon is often ready long before a fixed poll
+interval has passed, and would then wait the rest of it out) and then grows
+with the time already spent, so the overshoot past the moment the daemon
+became ready stays a small fraction of the wait while a slow daemon is not
+hammered. See doc/source/design.rst, 'Probes polled with backoff, and the
+process checked on every poll'.
 """
 
 from __future__ import annotations

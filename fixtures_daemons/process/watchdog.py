@@ -1,14 +1,15 @@
 """One watchdog per test process, so a killed test runner leaks nothing.
 
 When a test runner dies without running cleanUp (SIGKILL, the OOM killer, a
-CI timeout), its daemons would live on: pifpaf, mirakuru and
-pytest-services all leak them. The watchdog is a small process, started on
-first use and detached into its own session, that holds the read end of a
-pipe from the test process. The library tells it, one line per event, which
-processes and dirs are live; when the pipe closes, it stops and kills them
-and removes the dirs (see :mod:`fixtures_daemons.process._reaper`). One watchdog
-serves every daemon of the process, so its start (about 15 ms, off the
-critical path since nothing waits for it) is paid once.
+CI timeout), its daemons would live on. The watchdog is a small process,
+started on first use and detached into its own session, that holds the read
+end of a pipe from the test process. The library tells it, one line per
+event, which processes and dirs are live; when the pipe closes, it stops and
+kills them and removes the dirs (see
+:mod:`fixtures_daemons.process._reaper`). One watchdog serves every daemon
+of the process, so its start (off the critical path, since nothing waits for
+it) is paid once; see doc/source/design.rst, 'One watchdog per test
+process'.
 """
 
 from __future__ import annotations
@@ -98,10 +99,11 @@ class Watchdog:
     def discard_dir(self, path: str) -> None:
         """Remove the watched dir ``path``, off the caller's critical path.
 
-        Removing a PostgreSQL data dir takes about 15 ms, a fifth of a
-        fixture's whole cost: the dir is renamed away at once (its path is
-        free when this returns) and the watchdog, another process, deletes
-        it; if the watchdog is gone, it is deleted here.
+        Removing a PostgreSQL data dir is a large part of a fixture's cost
+        (see doc/source/design.rst, 'Temp dirs deleted off the critical
+        path'): the dir is renamed away at once (its path is free when this
+        returns) and the watchdog, another process, deletes it; if the
+        watchdog is gone, it is deleted here.
         """
         trash = os.path.join(os.path.dirname(path), ".%s.trash" % os.path.basename(path))
         try:

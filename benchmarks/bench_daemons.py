@@ -48,15 +48,13 @@ Exits 1 if a process or a temp dir is left behind; with
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import importlib
 import logging
 import os
 import pwd
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -73,6 +71,7 @@ from pifpaf.drivers.redis import RedisDriver
 
 import fixtures_daemons
 from benchmarks import _bench
+from benchmarks._floors import HOST, Daemon, Floor, ask, run
 from fixtures_daemons import DaemonFixture, reserve_port
 from fixtures_daemons.base.binaries import find_executable, program_version, sibling
 from fixtures_daemons.base.templates import CACHE_ENV
@@ -80,90 +79,20 @@ from fixtures_daemons.process.tempdirs import TMPDIR_ENV, default_temp_root
 from fixtures_daemons.process.waiting import wait_for
 from fixtures_daemons.process.watchdog import Watchdog
 
-HOST = "127.0.0.1"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Every process of the run carries this variable (children inherit it):
 #: how leftovers are found, whoever started them.
 MARKER_ENV = "FXD_BENCH_RUN"
 #: Names of the daemons' programs as /proc/<pid>/comm shows them.
-DAEMON_PROGRAMS = ("postgres", "mariadbd", "mysqld", "redis-server", "memcached")
 DEFAULT_USER = "fxdbench"
 FLOOR = "bare floor"
 FIXTURE = "fixtures-daemons"
 PIFPAF = "pifpaf"
 DESCRIPTION = "start + stop of a daemon: bare floor vs fixtures-daemons vs pifpaf"
 #: How long a floor's daemon may take to answer.
-FLOOR_TIMEOUT = 60.0
 
 
 # -- the bare floors ------------------------------------------------------------
-
-
-class Floor:
-    """Start the daemon directly on a ready dir, poll every millisecond until
-    it answers, stop it with :attr:`stop_signal`, wait for it."""
-
-    stop_signal: typing.ClassVar[int] = signal.SIGKILL
-
-    def __init__(self, binary: str, workdir: str, port: int) -> None:
-        self.binary = binary
-        self.workdir = workdir
-        self.port = port
-        self.log_path = os.path.join(workdir, "floor.log")
-
-    def prepare(self) -> None:
-        """Outside the timed part: initialise the data dir."""
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def answers(self) -> bool:
-        raise NotImplementedError
-
-    def __call__(self) -> None:
-        with open(self.log_path, "ab") as log:
-            process = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
-        try:
-            deadline = time.monotonic() + FLOOR_TIMEOUT
-            while not self.answers():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "floor: %s did not answer (exit status %s); see %s"
-                        % (self.command()[0], process.returncode, self.log_path)
-                    )
-                time.sleep(0.001)
-        finally:
-            if process.poll() is None:
-                process.send_signal(self.stop_signal)
-            process.wait()
-
-
-def _run(command: list[str]) -> None:
-    result = subprocess.run(
-        command, stdin=subprocess.DEVNULL, capture_output=True, check=False, cwd="/"
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            "%s failed (%d): %s"
-            % (command[0], result.returncode, (result.stdout + result.stderr).decode())
-        )
-
-
-def _ask(port: int, request: bytes, expect: bytes) -> bool:
-    """Send one line over TCP; True if the reply starts with ``expect``."""
-    try:
-        with socket.create_connection((HOST, port), timeout=1) as sock:
-            sock.sendall(request)
-            return sock.recv(64).startswith(expect)
-    except OSError:
-        return False
 
 
 class PostgresqlFloor(Floor):
@@ -174,7 +103,7 @@ class PostgresqlFloor(Floor):
     def prepare(self) -> None:
         self.data_dir = os.path.join(self.workdir, "data")
         # The fixture's initdb options (PostgresqlFixture._init_options).
-        _run(
+        run(
             [
                 sibling(self.binary, "initdb"),
                 "-D",
@@ -232,7 +161,7 @@ class MysqlFloor(Floor):
     def prepare(self) -> None:
         self.data_dir = os.path.join(self.workdir, "data")
         self.socket_path = os.path.join(self.workdir, "mysqld.sock")
-        _run(
+        run(
             [
                 sibling(self.binary, "mariadb-install-db"),
                 "--no-defaults",
@@ -298,7 +227,7 @@ class RedisFloor(Floor):
         return command
 
     def answers(self) -> bool:
-        return _ask(self.port, b"PING\r\n", b"+PONG")
+        return ask(self.port, b"PING\r\n", b"+PONG")
 
 
 class MemcachedFloor(Floor):
@@ -315,7 +244,7 @@ class MemcachedFloor(Floor):
         ]
 
     def answers(self) -> bool:
-        return _ask(self.port, b"version\r\n", b"VERSION")
+        return ask(self.port, b"version\r\n", b"VERSION")
 
 
 # -- the daemons ----------------------------------------------------------------
@@ -341,31 +270,54 @@ def _pifpaf_memcached(port: int, temp_root: str) -> fixtures.Fixture:
     return typing.cast(fixtures.Fixture, MemcachedDriver(port=port, tmp_rootdir=temp_root))
 
 
-@dataclasses.dataclass(frozen=True)
-class Daemon:
-    """One daemon: its fixture class, its floor and its pifpaf driver."""
-
-    name: str
-    fixture: str  # class name in fixtures_daemons
-    floor: type[Floor]
-    pifpaf: typing.Callable[[int, str], fixtures.Fixture]
-    #: pifpaf's median over ours at least this, or ours over the floor's at
-    #: most this (the floors the library promises).
-    min_x_pifpaf: float | None = None
-    max_x_floor: float | None = None
-
-
-DAEMONS = {
-    d.name: d
-    for d in (
+def _all_daemons() -> dict[str, Daemon]:
+    """The four here, and one more per ``benchmarks/daemons_<name>.py``
+    module, which defines ``DAEMON`` (a :class:`Daemon`) with its floor and
+    its pifpaf driver: a new daemon's benchmark touches no shared file."""
+    found = [
         Daemon(
-            "postgresql", "PostgresqlFixture", PostgresqlFloor, _pifpaf_postgresql, min_x_pifpaf=10
+            "postgresql",
+            "PostgresqlFixture",
+            PostgresqlFloor,
+            _pifpaf_postgresql,
+            min_x_pifpaf=10,
+            programs=("postgres",),
         ),
-        Daemon("mysql", "MysqlFixture", MysqlFloor, _pifpaf_mysql, min_x_pifpaf=3),
-        Daemon("redis", "RedisFixture", RedisFloor, _pifpaf_redis, max_x_floor=3),
-        Daemon("memcached", "MemcachedFixture", MemcachedFloor, _pifpaf_memcached, max_x_floor=3),
-    )
-}
+        Daemon(
+            "mysql",
+            "MysqlFixture",
+            MysqlFloor,
+            _pifpaf_mysql,
+            min_x_pifpaf=3,
+            programs=("mariadbd", "mysqld"),
+        ),
+        Daemon(
+            "redis",
+            "RedisFixture",
+            RedisFloor,
+            _pifpaf_redis,
+            max_x_floor=3,
+            programs=("redis-server",),
+        ),
+        Daemon(
+            "memcached",
+            "MemcachedFixture",
+            MemcachedFloor,
+            _pifpaf_memcached,
+            max_x_floor=3,
+            programs=("memcached",),
+        ),
+    ]
+    here = os.path.dirname(os.path.abspath(__file__))
+    for entry in sorted(os.listdir(here)):
+        if entry.startswith("daemons_") and entry.endswith(".py"):
+            module = importlib.import_module("benchmarks." + entry[: -len(".py")])
+            found.append(module.DAEMON)
+    return {d.name: d for d in found}
+
+
+DAEMONS = _all_daemons()
+DAEMON_PROGRAMS = tuple(program for d in DAEMONS.values() for program in d.programs)
 
 
 class FixtureRun:

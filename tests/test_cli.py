@@ -747,6 +747,20 @@ class TestOtherCommands(CliTestCase):
         self.assertEqual("yes", rows["redis"][1])
         self.assertEqual(shutil.which("redis-server"), rows["redis"][2])
 
+    def test_an_alias(self) -> None:
+        # pifpaf users say mariadb; it is the mysql daemon, named so.
+        result = self.cli("run", "mariadb", "--", "sh", "-c", "echo $FIXTURES_DAEMONS_DAEMON")
+        self.assertStatus(0, result)
+        self.assertEqual("mysql\n", result.stdout)
+        self.assertIn("(also: mariadb)", self.cli("list").stdout)
+
+    def test_a_pifpaf_daemon_we_do_not_have(self) -> None:
+        result = self.cli("run", "mongodb", "--", "true")
+        self.assertStatus(2, result)
+        self.assertEqual(1, len(result.stderr.splitlines()), result.stderr)
+        self.assertIn("mongodb is one of pifpaf's daemons", result.stderr)
+        self.assertIn("Writing your own daemon", result.stderr)
+
     def test_cache_clear(self) -> None:
         cache = self.useFixture(fixtures.TempDir()).path
         self.useFixture(fixtures.EnvironmentVariable(CACHE_ENV, cache))

@@ -109,6 +109,8 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
 
     #: The daemon's name: CLI name, temp dir prefix, variable names.
     daemon_name: str = ""
+    #: Other names the CLI knows it by (``mariadb`` for ``mysql``).
+    aliases: typing.ClassVar[tuple[str, ...]] = ()
     #: Where its program is.
     executable: Executable
     #: The names of the TCP ports reserved for it, the main one first.

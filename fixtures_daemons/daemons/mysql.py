@@ -160,6 +160,7 @@ class MysqlFixture(DatabaseDaemonFixture):
     """
 
     daemon_name = "mysql"
+    aliases = ("mariadb",)
     executable = Executable(
         names=("mariadbd", "mysqld"),
         dirs=("/usr/libexec", "/opt/homebrew/opt/mariadb/bin", "/opt/homebrew/opt/mysql/bin"),

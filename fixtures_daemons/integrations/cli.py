@@ -76,7 +76,8 @@ def _daemon_subparsers(
     # Only the named ones when there are: listing every daemon looks up
     # third parties' entry points, which slows every run (design.rst,
     # 'The registry').
-    for name in sorted(only) if only else registry.daemon_names():
+    names = {registry.canonical_name(name) for name in only} if only else registry.daemon_names()
+    for name in sorted(names):
         try:
             cls = registry.daemon_class(name)
         except registry.BrokenDaemon:
@@ -86,7 +87,12 @@ def _daemon_subparsers(
 
         # The docstring's first paragraph (its first line stops mid-sentence).
         summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
-        sub = subs.add_parser(name, help=summary, description=help_text + ": " + summary)
+        sub = subs.add_parser(
+            cls.daemon_name,
+            aliases=list(cls.aliases),
+            help=summary,
+            description=help_text + ": " + summary,
+        )
         options.add_arguments(sub, cls)
 
 
@@ -329,13 +335,14 @@ def cmd_list(ns: argparse.Namespace) -> int:
             rows.append((name, "broken", exc.entry_point, exc.error))
             continue
         spec = cls.executable
+        also = " (also: %s)" % ", ".join(cls.aliases) if cls.aliases else ""
         try:
             path = find_executable(spec, None, name)
             version = program_version(path).splitlines()[0] if path else ""
-            rows.append((name, "yes", path, version))
+            rows.append((name, "yes", path, version + also))
         except DaemonError:
             hint = "; ".join("%s: %s" % item for item in spec.packages.items())
-            rows.append((name, "no", "-", "install: " + hint))
+            rows.append((name, "no", "-", "install: " + hint + also))
     widths = [
         max(len(row[i]) for row in rows + [("DAEMON", "FOUND", "PATH", "")]) for i in range(3)
     ]
@@ -427,6 +434,20 @@ def _complain(message: str) -> None:
     sys.stderr.write("%s: %s\n" % (PROG, message))
 
 
+def _refuse_missing_pifpaf_daemon(args: list[str], known: set[str]) -> None:
+    """``run`` or ``start`` of a daemon pifpaf has and we do not: say so in
+    one line, and where to read how to add it."""
+    words = [arg for arg in args if not arg.startswith("-")]
+    if len(words) >= 2 and words[0] in ("run", "start"):
+        wanted = words[1]
+        if wanted in registry.PIFPAF_DAEMONS and wanted not in known:
+            raise UsageError(
+                "%s is one of pifpaf's daemons that %s does not have (yet); "
+                "`%s list` shows those it has, and doc/source/user/own-daemon.rst "
+                '("Writing your own daemon") how to add one' % (wanted, PROG, PROG)
+            )
+
+
 def main(argv: typing.Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command: list[str] = []
@@ -439,10 +460,14 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         # also an option's value only adds a subparser); none: all of them,
         # for --help and for the error that lists the choices.
         # Ours first: looking up third parties' entry points is slow.
-        named = set(registry.builtin_daemons()) & set(args)
+        builtin = set(registry.builtin_daemons()) | set(registry.builtin_aliases())
+        named = builtin & set(args)
         if not named:
             named = set(registry.daemon_names()) & set(args)
+            _refuse_missing_pifpaf_daemon(args, named)
         ns = build_parser(named).parse_args(args)
+        if getattr(ns, "daemon", None):
+            ns.daemon = registry.canonical_name(ns.daemon)
         if command and ns.command != "run":
             raise UsageError("only run takes a command after --")
         if ns.command == "run":

@@ -22,6 +22,9 @@ from fixtures_daemons.errors import DaemonError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "PIFPAF_DAEMONS",
+    "builtin_aliases",
+    "canonical_name",
     "BrokenDaemon",
     "builtin_daemons",
     "daemon_class",
@@ -30,6 +33,13 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "fixtures_daemons.daemons"
+
+#: The daemons pifpaf 3.4 has, so that asking for one we lack says so.
+PIFPAF_DAEMONS = frozenset(
+    "aodh artemis ceph consul couchdb elasticsearch etcd fakes3 gnocchi httpbin influxdb "
+    "kafka keystone memcached mongodb mysql postgresql qdrouterd rabbitmq redis s3rver swift "
+    "valkey vault zookeeper".split()
+)
 
 
 class BrokenDaemon(DaemonError):
@@ -67,6 +77,17 @@ def builtin_daemons() -> dict[str, type[DaemonFixture]]:
     return found
 
 
+@functools.cache
+def builtin_aliases() -> dict[str, str]:
+    """Other names of our daemons: alias -> daemon name."""
+    return {alias: cls.daemon_name for cls in builtin_daemons().values() for alias in cls.aliases}
+
+
+def canonical_name(name: str) -> str:
+    """``name``, or the daemon it is an alias of (``mariadb`` -> ``mysql``)."""
+    return builtin_aliases().get(name, name)
+
+
 def _entry_points() -> dict[str, typing.Any]:
     import importlib.metadata  # here: it would slow every CLI run (design.rst, 'The registry')
 
@@ -82,6 +103,7 @@ def daemon_class(name: str) -> type[DaemonFixture]:
     """The fixture class of the daemon called ``name``; KeyError if none,
     :class:`BrokenDaemon` if its entry point does not load."""
     builtin = builtin_daemons()
+    name = canonical_name(name)
     if name in builtin:
         return builtin[name]
     entry = _entry_points().get(name)

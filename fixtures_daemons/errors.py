@@ -135,10 +135,16 @@ class StartupTimeout(DaemonError):
         self.timeout = timeout
 
     def _describe(self) -> str:
-        return "not ready after %.1f s waiting for %s; raise timeout= if it is just slow" % (
+        text = "not ready after %.1f s waiting for %s; raise timeout= if it is just slow" % (
             self.timeout,
             self.waited_for,
         )
+        if not self.log_tail:
+            text += (
+                "; its log is empty: a program whose output is block-buffered (Python "
+                "without -u, C stdio to a file) shows nothing until it flushes or exits"
+            )
+        return text
 
 
 class DaemonExited(DaemonError):
@@ -165,6 +171,11 @@ class DaemonExited(DaemonError):
         else:
             how = "exited with code %s" % (self.returncode,)
         text = "%s before it was ready" % how
+        if self.returncode == 0:
+            text += (
+                " (a program that forks into the background exits 0 at once: run it in "
+                "the foreground, with its --foreground or --nodaemon option or the like)"
+            )
         if self.command:
             text += "; command: %s" % " ".join(str(arg) for arg in self.command)
         return text

@@ -22,11 +22,13 @@ from testtools.testresult.doubles import ExtendedTestResult
 from fixtures_daemons import (
     DaemonExited,
     ExecutableNotFound,
+    MisuseError,
     PortFixture,
     ProcessFixture,
     StartupTimeout,
     TempDirError,
     UserError,
+    probes,
 )
 from fixtures_daemons.process._fixture import Fixture
 from fixtures_daemons.process.probes import LogPattern, ProbeContext, Tcp
@@ -111,8 +113,9 @@ class TestSpawn(base.TestCase):
     def test_missing_cwd_is_not_a_missing_executable(self) -> None:
         missing = os.path.join(self.useFixture(fixtures.TempDir()).path, "missing")
         fixture = ProcessFixture(self.program("ready-after", 0), cwd=missing)
-        error = self.assertSetUpFails(FileNotFoundError, fixture)
-        self.assertEqual(missing, error.filename)
+        error = self.assertSetUpFails(MisuseError, fixture)
+        self.assertIn(missing, error.call)
+        self.assertIn("does not exist", str(error))
 
     def test_missing_executable(self) -> None:
         missing = os.path.join(self.useFixture(fixtures.TempDir()).path, "no-such-daemon")
@@ -271,6 +274,56 @@ class TestReadiness(base.TestCase):
         self.assertIn("never will be", text)
         # It was stopped before the error was raised.
         self.assertGone(started_pid(error.log_tail), timeout=0)
+
+
+class TestMisuse(base.TestCase):
+    """What a caller can get wrong: a typed error that says what to do."""
+
+    def test_a_string_command(self) -> None:
+        error = self.assertRaises(MisuseError, ProcessFixture, "etcd --name x")
+        self.assertIn("shlex.split()", str(error))
+        self.assertIn("etcd --name x", error.call)
+
+    def test_an_empty_command(self) -> None:
+        self.assertRaises(MisuseError, ProcessFixture, [])
+
+    def test_a_probe_of_the_wrong_type(self) -> None:
+        error = self.assertRaises(
+            MisuseError, ProcessFixture, self.program("ready-after", 0), probe="ready"
+        )
+        self.assertIn("LogPattern", str(error))
+
+    def test_a_program_that_forks_into_the_background(self) -> None:
+        fixture = ProcessFixture(self.program("exit", 0), probe=LogPattern(READY))
+        error = self.assertSetUpFails(DaemonExited, fixture)
+        self.assertEqual(0, error.returncode)
+        self.assertIn("forks into the background", str(error))
+
+    def test_an_empty_log_at_the_timeout(self) -> None:
+        fixture = ProcessFixture(
+            [sys.executable, "-c", "import time; time.sleep(60)"],
+            probe=probes.Callable(lambda: False, "never"),
+            timeout=0.3,
+        )
+        error = self.assertSetUpFails(StartupTimeout, fixture)
+        self.assertEqual("", error.log_tail)
+        self.assertIn("block-buffered", str(error))
+
+    def test_a_relative_program_path(self) -> None:
+        fixture = ProcessFixture(["bin/no-such-daemon"])
+        error = self.assertSetUpFails(ExecutableNotFound, fixture)
+        self.assertIn("working directory", str(error))
+        self.assertIn("private temp dir", str(error))
+
+    def test_a_hung_probe_attempt_stays_within_the_timeout(self) -> None:
+        # probes.Command gives one attempt up to 5 s; the wait's deadline
+        # caps it.
+        fixture = ProcessFixture(
+            self.program("never-ready"), probe=probes.Command(["sleep", "30"]), timeout=0.5
+        )
+        start = time.monotonic()
+        self.assertSetUpFails(StartupTimeout, fixture)
+        self.assertLess(time.monotonic() - start, 3.0)
 
 
 class TestStop(base.TestCase):

@@ -29,7 +29,13 @@ import typing
 
 from testtools import content, content_type
 
-from fixtures_daemons.errors import DaemonExited, ExecutableNotFound, StartupTimeout, UserError
+from fixtures_daemons.errors import (
+    DaemonExited,
+    ExecutableNotFound,
+    MisuseError,
+    StartupTimeout,
+    UserError,
+)
 from fixtures_daemons.process import _reaper
 from fixtures_daemons.process._fixture import Fixture
 from fixtures_daemons.process.probes import Probe, ProbeContext
@@ -138,9 +144,25 @@ class ProcessFixture(Fixture):
         watchdog: bool = True,
     ) -> None:
         super().__init__()
+        if isinstance(command, (str, bytes)):
+            raise MisuseError(
+                name or "",
+                "ProcessFixture(command=%r)" % (command,),
+                "the command is a list of arguments, not one string (it would be run "
+                "letter by letter); use shlex.split() on it, or pass a list",
+            )
         self.command = [str(arg) for arg in command]
         if not self.command:
-            raise ValueError("ProcessFixture needs a command, got an empty one")
+            raise MisuseError(
+                name or "", "ProcessFixture(command=[])", "the command is empty: give a program"
+            )
+        if probe is not None and not isinstance(probe, Probe):
+            raise MisuseError(
+                name or "",
+                "ProcessFixture(probe=%r)" % (probe,),
+                "a probe is a fixtures_daemons.probes.Probe (LogPattern, Tcp, Callable, ...), "
+                "not a %s" % type(probe).__name__,
+            )
         self.probe = probe
         self.timeout = timeout
         self.stop_signal = stop_signal
@@ -247,7 +269,17 @@ class ProcessFixture(Fixture):
                 # The same errors come from a cwd that is missing or closed to
                 # us: Popen names the cwd in exc.filename then.
                 if exc.filename is not None and exc.filename == (self.cwd or self.temp_dir):
-                    raise
+                    raise MisuseError(
+                        self.name,
+                        "ProcessFixture(cwd=%r)" % (exc.filename,),
+                        "the working directory %s: %s"
+                        % (
+                            "cannot be entered"
+                            if isinstance(exc, PermissionError)
+                            else "does not exist",
+                            exc.strerror,
+                        ),
+                    ) from exc
                 if isinstance(exc, PermissionError) and self.run_as is not None:
                     # Typically a virtualenv under /root, or a 0700 dir above it.
                     raise UserError(
@@ -256,7 +288,15 @@ class ProcessFixture(Fixture):
                         "permission denied running %s: it and every directory above it "
                         "must be readable and executable by that user" % self.command[0],
                     ) from exc
-                raise ExecutableNotFound(self.name, self.command[0]) from exc
+                program = self.command[0]
+                if os.sep in program and not os.path.isabs(program):
+                    where = self.cwd or self.temp_dir or ""
+                    searched = [
+                        "%s (a relative path is taken from the process's working directory: "
+                        "its private temp dir unless cwd= is given)" % where
+                    ]
+                    raise ExecutableNotFound(self.name, program, searched) from exc
+                raise ExecutableNotFound(self.name, program) from exc
         if self._watchdog is not None:
             self._watchdog.watch_process(self.process.pid, self.stop_signal)
         try:
@@ -268,9 +308,9 @@ class ProcessFixture(Fixture):
     def _wait_ready(self, log_offset: int | None = None) -> None:
         assert self.process is not None
         probe = self.probe
-        if probe is not None:
-            probe.start(ProbeContext(self.log_path, self.process.pid, log_offset))
         deadline = Deadline(self.timeout)
+        if probe is not None:
+            probe.start(ProbeContext(self.log_path, self.process.pid, log_offset, deadline))
         backoff = Backoff(deadline)
         while True:
             returncode = self.process.poll()

@@ -21,6 +21,8 @@ import socket
 import subprocess
 import typing
 
+from fixtures_daemons.process.waiting import Deadline
+
 __all__ = [
     "ProbeContext",
     "Probe",
@@ -49,6 +51,8 @@ class ProbeContext:
     #: process was spawned (by the time a probe starts, a fast daemon may
     #: already have printed its banner); None: the log's size now.
     log_offset: int | None = None
+    #: When the wait gives up: one attempt never blocks past it.
+    deadline: Deadline | None = None
 
 
 class Probe:
@@ -59,10 +63,19 @@ class Probe:
     """
 
     last_error: str = ""
+    _deadline: Deadline | None = None
 
     def start(self, context: ProbeContext) -> None:
         """Called before a wait begins."""
         self.last_error = ""
+        self._deadline = context.deadline
+
+    def attempt_timeout(self, longest: float = ATTEMPT_TIMEOUT) -> float:
+        """How long one attempt may block: ``longest``, but never past the
+        wait's deadline (a hung check must not overrun the timeout)."""
+        if self._deadline is None:
+            return longest
+        return max(0.001, min(longest, self._deadline.remaining()))
 
     def ready(self) -> bool:
         raise NotImplementedError
@@ -133,10 +146,10 @@ class LogPattern(Probe):
         return "log line matching %r" % self.regex.pattern
 
 
-def _connect(family: int, address: typing.Any) -> str:
+def _connect(family: int, address: typing.Any, timeout: float = ATTEMPT_TIMEOUT) -> str:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.settimeout(ATTEMPT_TIMEOUT)
+        sock.settimeout(timeout)
         sock.connect(address)
         return ""
     except OSError as exc:
@@ -154,7 +167,7 @@ class Tcp(Probe):
 
     def ready(self) -> bool:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self.last_error = _connect(family, (self.host, self.port))
+        self.last_error = _connect(family, (self.host, self.port), self.attempt_timeout())
         return not self.last_error
 
     def describe(self) -> str:
@@ -168,7 +181,7 @@ class UnixSocket(Probe):
         self.path = path
 
     def ready(self) -> bool:
-        self.last_error = _connect(socket.AF_UNIX, self.path)
+        self.last_error = _connect(socket.AF_UNIX, self.path, self.attempt_timeout())
         return not self.last_error
 
     def describe(self) -> str:
@@ -197,7 +210,7 @@ class Http(Probe):
         import http.client
 
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        conn = cls(self._netloc, timeout=ATTEMPT_TIMEOUT)
+        conn = cls(self._netloc, timeout=self.attempt_timeout())
         try:
             conn.request(self.method, self._path)
             status = conn.getresponse().status
@@ -252,7 +265,7 @@ class Command(Probe):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 env=env,
-                timeout=max(ATTEMPT_TIMEOUT, 5.0),
+                timeout=self.attempt_timeout(5.0),
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             self.last_error = str(exc)

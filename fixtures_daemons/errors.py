@@ -201,19 +201,27 @@ class PortUnavailable(DaemonError):
 
 
 class TempDirError(DaemonError):
-    """The temp root cannot hold the daemon's private directory.
+    """A directory the library needs cannot be made or used: the temp
+    root that holds the daemon's private directory, or the lock dir.
 
-    :ivar root: the directory we tried to create a temp dir in.
+    :ivar root: the directory we tried to create a dir in (or to use).
+    :ivar hint: what to do about it.
     """
 
-    def __init__(self, name: str, root: str, reason: str) -> None:
+    TEMP_ROOT_HINT = "pass temp_root= or set FIXTURES_DAEMONS_TMPDIR to a writable directory"
+
+    def __init__(self, name: str, root: str, reason: str, hint: str = "") -> None:
         super().__init__(name, message=reason)
         self.root = root
+        self.hint = hint
 
     def _describe(self) -> str:
-        return (
-            "cannot make a private temp dir in %s: %s; pass temp_root= or set "
-            "FIXTURES_DAEMONS_TMPDIR to a writable directory" % (self.root, self.message)
+        if self.hint:
+            return "cannot use %s: %s; %s" % (self.root, self.message, self.hint)
+        return "cannot make a private temp dir in %s: %s; %s" % (
+            self.root,
+            self.message,
+            self.TEMP_ROOT_HINT,
         )
 
 

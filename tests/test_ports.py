@@ -6,8 +6,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 
-from fixtures_daemons import PortFixture, PortUnavailable, reserve_port
+import fixtures
+
+from fixtures_daemons import PortFixture, PortUnavailable, TempDirError, reserve_port
+from fixtures_daemons.process import locks
 from fixtures_daemons.process.waiting import Deadline
 from tests import base
 
@@ -114,3 +118,37 @@ class TestAcrossProcesses(base.TestCase):
             for reader, _ in children
         ]
         self.assertEqual(count, len(set(ports)), sorted(ports))
+
+
+class TestLockDir(base.TestCase):
+    def test_one_lock_per_port_whatever_tmpdir_says(self) -> None:
+        # Two processes with different TMPDIR must not both reserve a port.
+        held = reserve_port()
+        self.addCleanup(held.release)
+        other = self.useFixture(fixtures.TempDir()).path
+        code = (
+            "import sys\n"
+            "from fixtures_daemons import PortUnavailable, reserve_port\n"
+            "try:\n"
+            "    reserve_port(port=%d)\n"
+            "except PortUnavailable as exc:\n"
+            "    print('refused', exc)\n" % held.port
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env=base.python_env(TMPDIR=other),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        self.assertEqual(0, result.returncode, result.stderr)
+        self.assertTrue(result.stdout.startswith("refused"), result.stdout)
+
+    def test_a_lock_dir_whose_parent_is_missing(self) -> None:
+        missing = os.path.join(self.useFixture(fixtures.TempDir()).path, "no", "locks")
+        self.useFixture(fixtures.EnvironmentVariable(locks.LOCK_DIR_ENV, missing))
+        error = self.assertRaises(TempDirError, reserve_port)
+        self.assertEqual(missing, error.root)
+        self.assertIn(locks.LOCK_DIR_ENV, str(error))
+        self.assertFalse(os.path.exists(missing))

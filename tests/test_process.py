@@ -599,3 +599,16 @@ class TestUser(base.TestCase):
         fixture = ProcessFixture(self.program("ready-after", 0), user="fxd-no-such-user")
         error = self.assertSetUpFails(UserError, fixture)
         self.assertIn("no such user", str(error))
+
+
+class TestTempRoots(base.TestCase):
+    def test_a_relative_temp_root(self) -> None:
+        fixture = ProcessFixture(self.program("ready-after", 0), temp_root="relative/root")
+        error = self.assertSetUpFails(TempDirError, fixture)
+        self.assertIn("temp_root= is a relative path", str(error))
+        self.assertFalse(os.path.exists("relative"))
+
+    def test_a_relative_temp_root_in_the_variable(self) -> None:
+        self.useFixture(fixtures.EnvironmentVariable("FIXTURES_DAEMONS_TMPDIR", "rel"))
+        error = self.assertSetUpFails(TempDirError, ProcessFixture(self.program("ready-after", 0)))
+        self.assertIn("$FIXTURES_DAEMONS_TMPDIR is a relative path", str(error))

@@ -17,30 +17,48 @@ import stat
 import tempfile
 import typing
 
+from fixtures_daemons.errors import TempDirError
+
 __all__ = ["LOCK_DIR_ENV", "lock_dir", "try_lock", "locked"]
 
 LOCK_DIR_ENV = "FIXTURES_DAEMONS_LOCK_DIR"
 
 
+def _machine_tmp() -> str:
+    """/tmp, whatever ``$TMPDIR`` says: a port's lock must be one file per
+    machine, or two processes with different ``TMPDIR`` both reserve it."""
+    return "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+
+
 def lock_dir() -> str:
     """The shared lock directory (``$FIXTURES_DAEMONS_LOCK_DIR``, else
-    ``<system temp dir>/fixtures-daemons-locks``, sticky and world-writable
-    like /tmp); a per-user one when the shared one is not trustworthy."""
-    path = os.environ.get(LOCK_DIR_ENV) or os.path.join(
-        tempfile.gettempdir(), "fixtures-daemons-locks"
-    )
+    ``/tmp/fixtures-daemons-locks``, sticky and world-writable like /tmp);
+    a per-user one when the shared one is not trustworthy. A directory
+    that cannot be made raises :class:`~fixtures_daemons.TempDirError`
+    naming it."""
+    explicit = os.environ.get(LOCK_DIR_ENV)
+    path = explicit or os.path.join(_machine_tmp(), "fixtures-daemons-locks")
     try:
-        os.mkdir(path, 0o1777)
-        os.chmod(path, 0o1777)  # noqa: S103 - shared by all users, sticky like /tmp
-    except FileExistsError:
-        pass
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or (
-        st.st_uid not in (0, os.geteuid()) and not st.st_mode & stat.S_ISVTX
-    ):
-        # Another user's directory that we must not trust: use our own.
-        path = os.path.join(tempfile.gettempdir(), "fixtures-daemons-locks-%d" % os.geteuid())
-        os.makedirs(path, 0o700, exist_ok=True)
+        try:
+            os.mkdir(path, 0o1777)
+            os.chmod(path, 0o1777)  # noqa: S103 - shared by all users, sticky like /tmp
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or (
+            st.st_uid not in (0, os.geteuid()) and not st.st_mode & stat.S_ISVTX
+        ):
+            # Another user's directory that we must not trust: use our own.
+            path = os.path.join(_machine_tmp(), "fixtures-daemons-locks-%d" % os.geteuid())
+            os.makedirs(path, 0o700, exist_ok=True)
+    except OSError as exc:
+        raise TempDirError(
+            "locks",
+            path,
+            "the lock dir cannot be made there (%s)" % (exc.strerror or exc),
+            "set %s to a directory this user can create files in (its parent must exist)"
+            % LOCK_DIR_ENV,
+        ) from None
     return path
 
 

@@ -76,7 +76,13 @@ def _check_traversable(path: str, user: RunAs, what: str) -> None:
 
 def make_private_dir(what: str, root: str | None = None, owner: RunAs | None = None) -> str:
     """Create a 0700 dir for ``what`` under ``root``, owned by ``owner``."""
+    given = root
     root = root or default_temp_root()
+    if not os.path.isabs(root):
+        # Relative to what? The daemon runs in its own temp dir: a relative
+        # root would mean something else to it than to us.
+        where = "temp_root=" if given else "$%s" % TMPDIR_ENV
+        raise TempDirError(what, root, "%s is a relative path: give an absolute one" % where)
     try:
         label = (what or "process").replace(os.sep, "_")  # a name, never a path
         path = tempfile.mkdtemp(prefix="%s%s-" % (PREFIX, label), dir=root)

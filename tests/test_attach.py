@@ -28,6 +28,7 @@ from fixtures_daemons import (
     DaemonError,
     DaemonFixture,
     MemcachedFixture,
+    MisuseError,
     MysqlFixture,
     PostgresqlFixture,
     RedisFixture,
@@ -336,10 +337,21 @@ class TestPostgresqlAttach(AttachTestCase):
         self.assertEqual(1, len(pg_templates(self.server)))
         self.assertNoDatabasesLeft()
 
+    def test_a_missing_template_file_fails_before_anything_starts(self) -> None:
+        error = self.assertRaises(
+            MisuseError, PostgresqlFixture, template="/nonexistent/schema.sql"
+        )
+        self.assertIn("/nonexistent/schema.sql", error.call)
+        self.assertIn("no such file", str(error))
+
     def test_failing_hook_leaves_no_template(self) -> None:
-        path = self.sqlFile("CREATE TABLE broken (;")
+        path = self.sqlFile("CREATE TABLE fine (a int);\nCREATE TABLE broken (;\n")
         fixture = PostgresqlFixture(template=path)
-        self.assertSetUpFails(Exception, fixture)
+        error = self.assertSetUpFails(AdminError, fixture)
+        # It names the file and the statement.
+        self.assertEqual("the template %s" % path, error.request)
+        self.assertIn("syntax error", str(error))
+        self.assertIn("at line 2: CREATE TABLE broken (;", str(error))
         self.assertEqual(set(), pg_templates(self.server))
         # The next try builds it again, from the fixed file.
         with open(path, "w") as f:
@@ -468,6 +480,13 @@ class TestMysqlAttach(AttachTestCase):
         for fixture in (one, two, three):
             fixture.cleanUp()
         self.assertNoDatabasesLeft(templates=2)
+
+    def test_a_syntax_error_in_the_template_names_the_file_and_line(self) -> None:
+        path = self.sqlFile("CREATE TABLE fine (a int);\nCREATE TABLE broken (;\n")
+        error = self.assertSetUpFails(AdminError, MysqlFixture(template=path))
+        self.assertEqual("the template %s" % path, error.request)
+        self.assertIn("at line 2", str(error))
+        self.assertNoDatabasesLeft()
 
     def test_template_views_are_not_copied(self) -> None:
         path = self.sqlFile(CATALOGUE_SQL + "CREATE VIEW cheap AS SELECT name FROM catalogue;")

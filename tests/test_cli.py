@@ -754,6 +754,14 @@ class TestOtherCommands(CliTestCase):
         self.assertEqual("mysql\n", result.stdout)
         self.assertIn("(also: mariadb)", self.cli("list").stdout)
 
+    def test_a_missing_template_file_is_a_usage_error(self) -> None:
+        result = self.cli(
+            "run", "postgresql", "--template", "/nonexistent/schema.sql", "--", "true"
+        )
+        self.assertStatus(2, result)
+        self.assertEqual(1, len(result.stderr.splitlines()), result.stderr)
+        self.assertIn("/nonexistent/schema.sql", result.stderr)
+
     def test_a_pifpaf_daemon_we_do_not_have(self) -> None:
         result = self.cli("run", "mongodb", "--", "true")
         self.assertStatus(2, result)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
+import os
 import typing
 import uuid
 
 from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.base.namespaces import Database, Namespace
+from fixtures_daemons.errors import AdminError, MisuseError
 from fixtures_daemons.process import locks
 
 __all__ = ["DatabaseDaemonFixture", "SqlAdmin", "TemplateHook", "hook_key"]
@@ -80,6 +82,13 @@ class DatabaseDaemonFixture(DaemonFixture):
         self, *, database: str, template: TemplateHook | None = None, **kwargs: typing.Any
     ) -> None:
         super().__init__(**kwargs)
+        if isinstance(template, str) and not os.path.isfile(template):
+            # Before anything starts, not after the server is up.
+            raise MisuseError(
+                self.daemon_name,
+                "%s(template=%r)" % (type(self).__name__, template),
+                "no such file: the template hook is an SQL file's path or a callable",
+            )
         self.requested_database = database
         self.template = template
         self._template_database: str | None = None
@@ -144,7 +153,13 @@ class DatabaseDaemonFixture(DaemonFixture):
             template(view)
         else:
             with open(template) as f:
-                self.sql.run_sql(f.read(), database)
+                sql = f.read()
+            try:
+                self.sql.run_sql(sql, database)
+            except AdminError as exc:
+                raise AdminError(
+                    self.daemon_name, "the template %s" % template, exc.reason
+                ) from exc
 
     def _clear_state(self) -> None:
         super()._clear_state()

@@ -25,6 +25,18 @@ def _literal(value: str) -> str:
     return "'%s'" % value.replace("'", "''")
 
 
+def _located(message: str, sql: str, fields: typing.Mapping[str, str]) -> str:
+    """The server's message, and where in ``sql`` it points (its ``P``
+    field: a 1-based character position), as a line number and the line."""
+    try:
+        position = int(fields.get("P", "")) - 1
+    except ValueError:
+        return message
+    line = sql.count("\n", 0, position) + 1
+    text = sql.splitlines()[line - 1].strip() if sql.splitlines() else ""
+    return "%s, at line %d: %s" % (message, line, text)
+
+
 class PostgresqlAdmin(SqlAdmin):
     """Databases on one of our PostgreSQL servers, through the built-in
     minimal client (trust authentication on the unix socket).
@@ -60,7 +72,7 @@ class PostgresqlAdmin(SqlAdmin):
         try:
             return conn.query(sql)
         except _pgwire.PgError as exc:
-            raise AdminError(self.name, sql, str(exc)) from exc
+            raise AdminError(self.name, sql, _located(str(exc), sql, exc.fields)) from exc
 
     def answers(self) -> bool:
         try:

@@ -24,7 +24,7 @@ from fixtures_daemons.base.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.origins import state_value
 from fixtures_daemons.base.templates import clear_cache
-from fixtures_daemons.errors import DaemonError
+from fixtures_daemons.errors import DaemonError, MisuseError
 from fixtures_daemons.integrations import options, registry
 
 if typing.TYPE_CHECKING:
@@ -187,8 +187,9 @@ class _Env:
 def _fixture(ns: argparse.Namespace) -> tuple[type[DaemonFixture], dict[str, typing.Any]]:
     cls = registry.daemon_class(ns.daemon)
     try:
-        kwargs = options.kwargs_from(ns, cls)
-    except ValueError as exc:
+        kwargs: dict[str, typing.Any] = dict(options.kwargs_from(ns, cls))
+        cls(**kwargs)  # what the constructor refuses (a missing file) is a usage error
+    except (ValueError, TypeError, MisuseError) as exc:
         raise UsageError(str(exc)) from None
     return cls, kwargs
 

@@ -16,7 +16,7 @@ import typing
 import fixtures
 import psycopg
 
-from fixtures_daemons import PostgresqlFixture, cache_root, clear_cache
+from fixtures_daemons import DaemonExited, PostgresqlFixture, cache_root, clear_cache
 from fixtures_daemons.base.binaries import find_executable, sibling
 from fixtures_daemons.base.templates import CACHE_ENV, TemplateCache, copy_tree
 from fixtures_daemons.process.tempdirs import TMPDIR_ENV
@@ -289,6 +289,41 @@ class TestPostgresqlTemplates(daemon_base.DaemonTestCase):
         self.assertEqual(version, read_meta(template)["version"])
         self.assertFalse(os.path.exists(marker))
         self.assertFalse(os.path.exists(os.path.join(pg.data_dir, "STALE_MARKER")))
+
+    def test_damaged_template_is_rebuilt(self) -> None:
+        # Files missing from the cached data dir, a page corrupted: the
+        # server exits on the copy; the template is checked, found damaged,
+        # built again once, and the setUp succeeds.
+        root = self.ownTempRoot()
+        self.startManually(PostgresqlFixture(temp_root=root)).cleanUp()
+        [template] = templates(self.cache, "postgresql")
+        before = read_meta(template)
+        os.unlink(os.path.join(template, "data", "global", "pg_control"))
+        pg = self.useFixture(PostgresqlFixture(temp_root=root))
+        self.assertWorks(pg)
+        self.assertTrue(os.path.exists(os.path.join(template, "data", "global", "pg_control")))
+        after = read_meta(template)["files"]
+        self.assertEqual(set(before["files"]), set(after))  # the same files,
+        self.assertNotEqual(before["files"], after)  # from a new initdb
+        # Its log says what the first try met.
+        self.assertIn("pg_control", read(pg.log_path))
+
+    def test_a_bad_setting_does_not_rebuild_the_template(self) -> None:
+        root = self.ownTempRoot()
+        self.startManually(PostgresqlFixture(temp_root=root)).cleanUp()
+        [template] = templates(self.cache, "postgresql")
+        built = os.stat(os.path.join(template, "meta.json")).st_mtime_ns
+        fixture = PostgresqlFixture(temp_root=root, settings={"shared_buffers": "x"})
+        self.assertSetUpRaises(DaemonExited, fixture)
+        self.assertEqual(built, os.stat(os.path.join(template, "meta.json")).st_mtime_ns)
+
+    def test_the_cache_dir_being_a_file(self) -> None:
+        cache = os.path.join(self.cache, "a-file")
+        with open(cache, "w") as f:
+            f.write("not a directory")
+        self.useFixture(fixtures.EnvironmentVariable(CACHE_ENV, cache))
+        self.assertWorks(self.useFixture(PostgresqlFixture(temp_root=self.ownTempRoot())))
+        self.assertTrue(os.path.isdir(cache))
 
     def test_two_processes_build_once(self) -> None:
         # A postgres whose initdb counts its runs: wrappers in a dir of their

@@ -204,6 +204,7 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         self.temp_dir = ""
         self.log_path = ""
         self.binary = ""
+        self._from_cache: list[tuple[dict[str, object], str, str]] = []
         self.env: dict[str, str] = {}
         self._server: Endpoint | None = None
         self._endpoint: Endpoint | None = None
@@ -322,16 +323,30 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         dst: str,
     ) -> None:
         """Fill the new dir ``dst`` from the template cache, building the
-        template with ``build(dir)`` once per binary version and options."""
-        TemplateCache().instantiate(
-            self.daemon_name,
-            dict(key_parts, binary=self.binary),
-            self.version(),
-            build,
-            dst,
-            self.run_as,
-            self.temp_root,
+        template with ``build(dir)`` once per binary version and options.
+        A daemon that then fails to start on a copy of a template that was
+        there already makes the base discard the template and try once
+        more (:meth:`discard_templates`)."""
+        parts = dict(key_parts, binary=self.binary)
+        version = self.version()
+        cached = TemplateCache().instantiate(
+            self.daemon_name, parts, version, build, dst, self.run_as, self.temp_root
         )
+        if cached:
+            self._from_cache.append((parts, version, dst))
+
+    def discard_templates(self) -> bool:
+        """After the daemon exited on copies of cached templates: discard
+        those whose files are no longer the ones they were built with
+        (files missing, a corrupt page); True if there were any. A daemon
+        that fails for its own reason (a bad setting) costs a check, not a
+        rebuild."""
+        used, self._from_cache = self._from_cache, []
+        cache = TemplateCache()
+        damaged = [item for item in used if not cache.intact(self.daemon_name, item[0])]
+        for parts, version, dst in damaged:
+            cache.discard(self.daemon_name, parts, version, dst, self.run_as)
+        return bool(damaged)
 
     def run_helper(self, command: typing.Sequence[str], what: str = "") -> str:
         """Run a helper program (an init tool, a client) as the daemon's

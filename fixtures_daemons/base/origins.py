@@ -18,15 +18,16 @@ others refuse ``stopped()`` and ``paused()`` with a
 from __future__ import annotations
 
 import json
+import os
 import typing
 
 from fixtures_daemons.base.binaries import find_executable
 from fixtures_daemons.base.endpoint import Endpoint
-from fixtures_daemons.errors import AttachError, StateError
+from fixtures_daemons.errors import AttachError, DaemonExited, StateError
 from fixtures_daemons.process import _reaper
 from fixtures_daemons.process.fixture import ProcessFixture
 from fixtures_daemons.process.ports import PortFixture
-from fixtures_daemons.process.tempdirs import PrivateDirFixture
+from fixtures_daemons.process.tempdirs import PrivateDirFixture, remove_tree
 from fixtures_daemons.process.users import default_daemon_user, resolve_user
 
 if typing.TYPE_CHECKING:
@@ -66,6 +67,18 @@ class Origin:
         raise NotImplementedError
 
 
+def _empty(directory: str, keep: str) -> None:
+    """Remove everything in ``directory`` but ``keep``."""
+    for entry in os.listdir(directory):
+        path = os.path.join(directory, entry)
+        if path == keep:
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            remove_tree(path)
+        else:
+            os.unlink(path)
+
+
 class Spawned(Origin):
     """Started here, by the fixture, which owns its process: find the
     program -> choose the user -> a private temp dir -> reserve the ports ->
@@ -88,20 +101,30 @@ class Spawned(Origin):
             what = "%s %s port" % (name, port_name)
             reservation = fixture.useFixture(PortFixture(fixture.requested_host, pinned, what))
             fixture.ports[port_name] = reservation.port
-        fixture.prepare()
-        fixture.process = process = fixture.useFixture(
-            ProcessFixture(
-                fixture.command_line() + fixture.extra_args,
-                probe=fixture.probe(),
-                timeout=fixture.timeout,
-                stop_signal=fixture.stop_signal,
-                stop_timeout=fixture.stop_timeout,
-                user=run_as.uid if run_as else None,
-                env=fixture.process_environment(),
-                name=name,
-                temp_dir=fixture.temp_dir,
-            )
-        )
+        for attempt in (1, 2):
+            fixture.prepare()
+            try:
+                fixture.process = process = fixture.useFixture(
+                    ProcessFixture(
+                        fixture.command_line() + fixture.extra_args,
+                        probe=fixture.probe(),
+                        timeout=fixture.timeout,
+                        stop_signal=fixture.stop_signal,
+                        stop_timeout=fixture.stop_timeout,
+                        user=run_as.uid if run_as else None,
+                        env=fixture.process_environment(),
+                        name=name,
+                        temp_dir=fixture.temp_dir,
+                    )
+                )
+                break
+            except DaemonExited:
+                # It exited on a copy of a cached template: the template may
+                # be damaged (files missing, a corrupt page). Build it again,
+                # once; the same failure then is the daemon's own.
+                if attempt == 2 or not fixture.discard_templates():
+                    raise
+                _empty(fixture.temp_dir, keep=os.path.join(fixture.temp_dir, "%s.log" % name))
         fixture.log_path = process.log_path
         endpoint = fixture.with_pid(fixture.build_endpoint())
         fixture.spawning = False

@@ -24,6 +24,7 @@ import os
 import tempfile
 import typing
 
+from fixtures_daemons.errors import TempDirError
 from fixtures_daemons.process import _copy
 from fixtures_daemons.process.tempdirs import make_private_dir, remove_tree
 from fixtures_daemons.process.users import RunAs
@@ -34,6 +35,22 @@ CACHE_ENV = "FIXTURES_DAEMONS_CACHE_DIR"
 _META = "meta.json"
 _DATA = "data"
 _FORMAT = 1
+
+
+def _manifest(root: str) -> dict[str, list[object]]:
+    """Every regular file under ``root``: relative path -> [size, SHA-256]."""
+    files: dict[str, list[object]] = {}
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            files[os.path.relpath(path, root)] = [os.path.getsize(path), digest.hexdigest()]
+    return files
 
 
 def cache_root() -> str:
@@ -88,6 +105,16 @@ class _Spares:
         tag = hashlib.sha256(version.encode()).hexdigest()[:8]
         self.prefix = ".fxd-spare-%s-%s-%d-" % (name, tag, self.uid)
         self.name = name
+
+    def discard(self) -> None:
+        """Remove every spare of this template that this user made."""
+        try:
+            entries = os.listdir(self.root)
+        except OSError:
+            return
+        for entry in entries:
+            if entry.startswith(self.prefix):
+                remove_tree(os.path.join(self.root, entry))
 
     def claim(self) -> bool:
         try:
@@ -155,11 +182,14 @@ class TemplateCache:
         dst: str,
         owner: RunAs | None = None,
         temp_root: str | None = None,
-    ) -> None:
+    ) -> bool:
         """Copy the template into the new dir ``dst``, building it first
         (``build(dir)`` fills an empty dir, as ``owner``) when it is missing
-        or was made by another version."""
-        os.makedirs(self.root, 0o700, exist_ok=True)
+        or was made by another version. Return True when the copy came from
+        a template that was there already (so a daemon that fails on it may
+        have met a damaged one: see :meth:`discard`), False when this call
+        built it."""
+        self._ensure_root()
         name = self.key(kind, key_parts)
         path = os.path.join(self.root, name)
         lock = path + ".lock"
@@ -172,11 +202,61 @@ class TemplateCache:
                     copy_tree(os.path.join(path, _DATA), dst, owner)
                 if spares is not None:
                     spares.order(os.path.join(path, _DATA), lock)
-                return
+                return True
         with _flock(lock, fcntl.LOCK_EX):
-            if not self._valid(path, version):
+            existed = self._valid(path, version)
+            if not existed:
                 self._build(kind, dict(key_parts), version, build, path, owner, temp_root)
             copy_tree(os.path.join(path, _DATA), dst, owner)
+            return existed
+
+    def _ensure_root(self) -> None:
+        """The cache dir, made if missing; a file in its place (damage) is
+        replaced."""
+        try:
+            if os.path.lexists(self.root) and not os.path.isdir(self.root):
+                os.unlink(self.root)
+            os.makedirs(self.root, 0o700, exist_ok=True)
+        except OSError as exc:
+            raise TempDirError(
+                "template cache",
+                self.root,
+                "it cannot be made (%s)" % (exc.strerror or exc),
+                "set %s to a directory this user can write" % CACHE_ENV,
+            ) from None
+
+    def intact(self, kind: str, key_parts: typing.Mapping[str, object]) -> bool:
+        """True when the template's files are still those it was built
+        with (sizes and SHA-256 of every file, recorded at build time); a
+        template without that record cannot be vouched for."""
+        path = os.path.join(self.root, self.key(kind, key_parts))
+        try:
+            with open(os.path.join(path, _META)) as f:
+                recorded = json.load(f).get("files")
+            return isinstance(recorded, dict) and recorded == _manifest(os.path.join(path, _DATA))
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def discard(
+        self,
+        kind: str,
+        key_parts: typing.Mapping[str, object],
+        version: str,
+        dst: str,
+        owner: RunAs | None = None,
+    ) -> None:
+        """Remove a template that a daemon could not start from (files
+        missing, a corrupt page), and the spares copied from it, so that
+        the next :meth:`instantiate` builds it again."""
+        name = self.key(kind, key_parts)
+        path = os.path.join(self.root, name)
+        with _flock(path + ".lock", fcntl.LOCK_EX):
+            if os.path.lexists(path):
+                old = path + ".old"
+                remove_tree(old)
+                os.rename(path, old)
+                remove_tree(old)
+        _Spares(name, version, dst, owner).discard()
 
     def _build(
         self,
@@ -190,7 +270,15 @@ class TemplateCache:
     ) -> None:
         # Build where the daemon's user can write (the cache may be under a
         # home dir it cannot enter), then copy into the cache and swap it in.
+        # Staging dirs of builders killed before us (we hold the lock) go.
+        for entry in os.listdir(self.root):
+            if entry.startswith(".%s." % os.path.basename(path)):
+                remove_tree(os.path.join(self.root, entry))
         workdir = make_private_dir(kind + "-template", temp_root, owner)
+        from fixtures_daemons.process.watchdog import Watchdog
+
+        watchdog = Watchdog.get()
+        watchdog.watch_dir(workdir)  # a builder killed mid-build leaves nothing
         try:
             build(workdir)
             staging = tempfile.mkdtemp(prefix=".%s." % os.path.basename(path), dir=self.root)
@@ -199,7 +287,15 @@ class TemplateCache:
                 os.mkdir(staging, 0o700)
                 copy_tree(workdir, os.path.join(staging, _DATA))
                 with open(os.path.join(staging, _META), "w") as f:
-                    json.dump({"version": version, "key": key_parts, "format": _FORMAT}, f)
+                    json.dump(
+                        {
+                            "version": version,
+                            "key": key_parts,
+                            "format": _FORMAT,
+                            "files": _manifest(os.path.join(staging, _DATA)),
+                        },
+                        f,
+                    )
                 if os.path.lexists(path):
                     old = path + ".old"
                     remove_tree(old)
@@ -211,6 +307,7 @@ class TemplateCache:
                 raise
         finally:
             remove_tree(workdir)
+            watchdog.forget_dir(workdir)
 
     def clear(self, kind: str | None = None) -> list[str]:
         """Remove the templates (of ``kind``, or all); return what went."""

@@ -422,3 +422,34 @@ class TestSpares(daemon_base.DaemonTestCase):
         child.wait()
         # The unclaimed spare goes with the process's watchdog.
         self.assertTrue(wait_for(lambda: not os.listdir(root), 5), os.listdir(root))
+
+
+#: Back-to-back setUp and cleanUp, faster than the watchdog copies: the
+#: spares (ready or being copied) never number more than one.
+PILE_CHECKER = """
+import json, os
+from fixtures_daemons import PostgresqlFixture
+from fixtures_daemons.process.tempdirs import default_temp_root
+
+root = default_temp_root()
+most = 0
+for _ in range(25):
+    fixture = PostgresqlFixture(mode="spawn")
+    fixture.setUp()
+    most = max(most, len([n for n in os.listdir(root) if n.startswith(".fxd-spare-")]))
+    fixture.cleanUp()
+print("REPORT " + json.dumps({"most": most}), flush=True)
+"""
+
+
+class TestSparesDoNotPileUp(daemon_base.DaemonTestCase):
+    def test_at_most_one_spare(self) -> None:
+        root = self.ownTempRoot()
+        env = base.python_env()
+        env[TMPDIR_ENV] = root
+        child = self.spawnPython(PILE_CHECKER, env=env)
+        assert child.stdout is not None
+        line = self.readLine(base.LineReader(child.stdout), 180, prefix="REPORT ")
+        self.assertEqual({"most": 1}, json.loads(line.split(" ", 1)[1]))
+        child.wait(60)
+        self.assertTrue(wait_for(lambda: not os.listdir(root), 10), os.listdir(root))

@@ -137,6 +137,15 @@ class _Spares:
         from fixtures_daemons.process.watchdog import Watchdog
 
         watchdog = Watchdog.get()
+        # One spare at a time (ready, or still being copied): the next setUp
+        # claims one at most, and setUps faster than the copy would
+        # otherwise pile spares up in memory.
+        mine = self.prefix + watchdog.token[:8]
+        try:
+            if any(entry.startswith(mine) for entry in os.listdir(self.root)):
+                return
+        except OSError:
+            return
         watchdog.prepare_copy(
             template,
             lock,

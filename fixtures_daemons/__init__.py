@@ -15,6 +15,7 @@ from fixtures_daemons.base.namespaces import (
 )
 from fixtures_daemons.base.resources import DaemonResource, optimise_module, optimise_package
 from fixtures_daemons.base.templates import cache_root, clear_cache
+from fixtures_daemons.daemons.etcd import EtcdFixture, EtcdResource
 from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResource
 from fixtures_daemons.daemons.mysql import MysqlFixture, MysqlResource
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture, PostgresqlResource
@@ -53,6 +54,8 @@ __all__ = [
     "DatabaseNumber",
     "DefinitionError",
     "Endpoint",
+    "EtcdFixture",
+    "EtcdResource",
     "Executable",
     "ExecutableNotFound",
     "KeyPrefix",

@@ -23,6 +23,7 @@ from fixtures_daemons.daemons.redis import RedisFixture, RedisResource
 from fixtures_daemons.errors import (
     AdminError,
     AttachError,
+    CertificateError,
     CommandFailed,
     DaemonError,
     DaemonExited,
@@ -44,6 +45,7 @@ __all__ = [
     "Admin",
     "AdminError",
     "AttachError",
+    "CertificateError",
     "CommandFailed",
     "DaemonError",
     "DaemonExited",

@@ -26,6 +26,7 @@ __all__ = [
     "DefinitionError",
     "AttachError",
     "AdminError",
+    "CertificateError",
 ]
 
 
@@ -346,3 +347,22 @@ class AdminError(DaemonError):
 
     def _describe(self) -> str:
         return "%s failed: %s" % (self.request, self.message)
+
+
+class CertificateError(DaemonError):
+    """A certificate or key file given to a daemon cannot be used: missing,
+    not a file, or not readable.
+
+    :ivar parameter: the parameter that named it (``ssl_key``).
+    :ivar path: the file.
+    :ivar reason: what is wrong with it.
+    """
+
+    def __init__(self, name: str, parameter: str, path: str, reason: str) -> None:
+        super().__init__(name, message=reason)
+        self.parameter = parameter
+        self.path = path
+        self.reason = reason
+
+    def _describe(self) -> str:
+        return "%s=%s: %s" % (self.parameter, self.path, self.message)

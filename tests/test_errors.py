@@ -69,6 +69,9 @@ SAMPLES: dict[type[errors.DaemonError], typing.Callable[[], errors.DaemonError]]
         "redis", "RedisFixture.stopped()", "it did not start its daemon"
     ),
     errors.DefinitionError: lambda: errors.DefinitionError("MyFixture", "probe()", "a Probe"),
+    errors.CertificateError: lambda: errors.CertificateError(
+        "memcached", "ssl_key", "/x.pem", "no such file"
+    ),
     errors.AdminError: lambda: errors.AdminError(
         "pg", "CREATE DATABASE x", 'ERROR: database "x" already exists'
     ),
@@ -97,6 +100,7 @@ EXPECTED = {
     errors.NotOwnedError: ["redis:", "RedisFixture.stopped():", "did not start"],
     errors.DefinitionError: ["MyFixture must define probe()", "a Probe"],
     errors.AdminError: ["pg:", "CREATE DATABASE x failed", "already exists"],
+    errors.CertificateError: ["memcached:", "ssl_key=/x.pem: no such file"],
 }
 
 

@@ -20,10 +20,12 @@ from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResour
 from fixtures_daemons.daemons.mysql import MysqlFixture, MysqlResource
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture, PostgresqlResource
 from fixtures_daemons.daemons.redis import RedisFixture, RedisResource
+from fixtures_daemons.daemons.zookeeper import ZookeeperFixture, ZookeeperResource
 from fixtures_daemons.errors import (
     AdminError,
     AttachError,
     CertificateError,
+    ClientLibraryMissing,
     CommandFailed,
     DaemonError,
     DaemonExited,
@@ -46,6 +48,7 @@ __all__ = [
     "AdminError",
     "AttachError",
     "CertificateError",
+    "ClientLibraryMissing",
     "CommandFailed",
     "DaemonError",
     "DaemonExited",
@@ -82,6 +85,8 @@ __all__ = [
     "TempDirError",
     "UserError",
     "WholeDaemon",
+    "ZookeeperFixture",
+    "ZookeeperResource",
     "cache_root",
     "clear_cache",
     "namespaces",

@@ -27,6 +27,7 @@ __all__ = [
     "AttachError",
     "AdminError",
     "CertificateError",
+    "ClientLibraryMissing",
 ]
 
 
@@ -366,3 +367,22 @@ class CertificateError(DaemonError):
 
     def _describe(self) -> str:
         return "%s=%s: %s" % (self.parameter, self.path, self.message)
+
+
+class ClientLibraryMissing(AdminError):
+    """The daemon's admin needs its client library (an optional extra),
+    and it is not installed. Only what needs it fails: a fixture that
+    starts its own daemon works without it.
+
+    :ivar library: the missing module.
+    :ivar extra: what to install, ``fixtures-daemons[<daemon>]``.
+    """
+
+    def __init__(self, name: str, request: str, library: str, extra: str) -> None:
+        super().__init__(
+            name,
+            request,
+            "%s is not installed; install it with: pip install '%s'" % (library, extra),
+        )
+        self.library = library
+        self.extra = extra

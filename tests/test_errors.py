@@ -72,6 +72,9 @@ SAMPLES: dict[type[errors.DaemonError], typing.Callable[[], errors.DaemonError]]
     errors.CertificateError: lambda: errors.CertificateError(
         "memcached", "ssl_key", "/x.pem", "no such file"
     ),
+    errors.ClientLibraryMissing: lambda: errors.ClientLibraryMissing(
+        "zookeeper", "create /test_x", "kazoo", "fixtures-daemons[zookeeper]"
+    ),
     errors.AdminError: lambda: errors.AdminError(
         "pg", "CREATE DATABASE x", 'ERROR: database "x" already exists'
     ),
@@ -101,6 +104,7 @@ EXPECTED = {
     errors.DefinitionError: ["MyFixture must define probe()", "a Probe"],
     errors.AdminError: ["pg:", "CREATE DATABASE x failed", "already exists"],
     errors.CertificateError: ["memcached:", "ssl_key=/x.pem: no such file"],
+    errors.ClientLibraryMissing: ["zookeeper:", "kazoo is not installed", "zookeeper]'"],
 }
 
 

@@ -11,9 +11,7 @@ boot together while the main process's probe waits for all of them.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
 import re
 import signal
 import typing
@@ -28,7 +26,6 @@ from fixtures_daemons.errors import AdminError, DaemonExited
 from fixtures_daemons.process.fixture import ProcessFixture
 from fixtures_daemons.process.ports import PortFixture
 from fixtures_daemons.process.probes import ATTEMPT_TIMEOUT, Probe
-from fixtures_daemons.process.waiting import wait_for
 
 __all__ = ["EtcdFixture", "EtcdResource", "EtcdAdmin", "EtcdMember"]
 
@@ -54,39 +51,6 @@ def prefix_end(prefix: bytes) -> bytes:
 
 def _http_host(host: str) -> str:
     return "[%s]" % host if ":" in host else host
-
-
-def _threads_stopped(pid: int) -> bool:
-    """Every thread of ``pid`` is stopped (or the process is gone)."""
-    try:
-        tasks = os.listdir("/proc/%d/task" % pid)
-    except OSError:
-        return True
-    for task in tasks:
-        try:
-            with open("/proc/%d/task/%s/stat" % (pid, task), "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if stat[stat.rindex(b")") + 2 :][:1] not in (b"T", b"t", b"Z", b"X"):
-            return False
-    return True
-
-
-@contextlib.contextmanager
-def _paused(process: ProcessFixture) -> typing.Iterator[None]:
-    """``process.paused()``, entered only once every thread has stopped.
-
-    SIGSTOP stops a multi-threaded process (Go's etcd) one thread at a
-    time, as each is scheduled: on a busy machine its other threads serve
-    requests for a few milliseconds after kill() returned. A hung etcd must
-    not answer, so wait (bounded) for all of them.
-    """
-    with process.paused():
-        pid = process.pid
-        if pid is not None:
-            wait_for(lambda: _threads_stopped(pid), 5.0)
-        yield
 
 
 class EtcdAdmin(Admin):
@@ -229,7 +193,7 @@ class EtcdMember:
         """Freeze this member (SIGSTOP) for the with-block."""
         if self.index == 1:
             return self.fixture.paused()
-        return _paused(self._own("paused()"))
+        return self._own("paused()").paused()
 
 
 class _MembersHealthy(Probe):
@@ -417,11 +381,6 @@ class EtcdFixture(DaemonFixture):
 
     def build_endpoint(self) -> Endpoint:
         return super().build_endpoint().replace(extra={"members": str(self.size)})
-
-    def paused(self) -> typing.ContextManager[None]:
-        """Freeze member 1 (SIGSTOP) for the with-block: a hung daemon. The
-        block begins once every thread of etcd has stopped."""
-        return _paused(self._own_process("paused()"))
 
     def _forget(self) -> None:
         super()._forget()

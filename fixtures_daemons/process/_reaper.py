@@ -139,6 +139,23 @@ def kill_family(snapshot: dict[int, str], timeout: float = 2.0) -> None:
         delay = min(delay * 2, 0.05)
 
 
+def threads_stopped(pid: int) -> bool:
+    """Every thread of ``pid`` is stopped (or gone, or a zombie)."""
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return True
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, task), "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat[stat.rindex(b")") + 2 :][:1] not in (b"T", b"t", b"Z", b"X"):
+            return False
+    return True
+
+
 def kill_quietly(pid: int, sig: int, group: bool = False) -> None:
     try:
         if group:

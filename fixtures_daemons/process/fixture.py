@@ -41,7 +41,7 @@ from fixtures_daemons.process._fixture import Fixture
 from fixtures_daemons.process.probes import Probe, ProbeContext
 from fixtures_daemons.process.tempdirs import PrivateDirFixture, make_private_dir, remove_tree
 from fixtures_daemons.process.users import RunAs, resolve_user
-from fixtures_daemons.process.waiting import Backoff, Deadline
+from fixtures_daemons.process.waiting import Backoff, Deadline, wait_for
 from fixtures_daemons.process.watchdog import TAG_ENV, Watchdog
 
 __all__ = ["ProcessFixture", "log_tail"]
@@ -391,6 +391,11 @@ class ProcessFixture(Fixture):
         self._paused = sorted(set(_reaper.find_descendants(pid)) | set(tagged))
         for other in self._paused:
             _reaper.kill_quietly(other, signal.SIGSTOP)
+        # SIGSTOP stops a multi-threaded process (Go, the JVM, Erlang) one
+        # thread at a time, as each is scheduled: its other threads may
+        # answer for a moment after kill() returned. A hung daemon must not
+        # answer: the block begins once every thread is stopped.
+        wait_for(lambda: all(_reaper.threads_stopped(p) for p in [pid, *self._paused]), 5.0)
         try:
             yield
         finally:

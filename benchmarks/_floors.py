@@ -105,3 +105,5 @@ class Daemon:
     max_x_floor: float | None = None
     #: The names of its processes, for the leak check.
     programs: tuple[str, ...] = ()
+    #: Keyword arguments for the fixture (beside mode="spawn").
+    fixture_kwargs: typing.Mapping[str, typing.Any] = dataclasses.field(default_factory=dict)

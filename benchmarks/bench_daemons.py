@@ -323,8 +323,15 @@ DAEMON_PROGRAMS = tuple(program for d in DAEMONS.values() for program in d.progr
 class FixtureRun:
     """The fixture's setUp + cleanUp; remembers its temp dirs in ``dirs``."""
 
-    def __init__(self, cls: type[DaemonFixture], temp_root: str, dirs: list[str]) -> None:
+    def __init__(
+        self,
+        cls: type[DaemonFixture],
+        temp_root: str,
+        dirs: list[str],
+        kwargs: typing.Mapping[str, typing.Any] | None = None,
+    ) -> None:
         self.cls = cls
+        self.kwargs = dict(kwargs or {})
         self.temp_root = temp_root
         self.temp_dirs = dirs
 
@@ -332,7 +339,7 @@ class FixtureRun:
         # spawn: never attach to a daemon a *_STATE variable describes. The
         # temp root comes from $FIXTURES_DAEMONS_TMPDIR, as the default one
         # does, so cleanUp hands the dir to the watchdog as it does for users.
-        fixture = self.cls(mode="spawn")
+        fixture = self.cls(mode="spawn", **self.kwargs)
         fixture.setUp()
         try:
             self.temp_dirs.append(fixture.temp_dir)
@@ -667,7 +674,7 @@ def measure_daemon(
             floor.prepare()
             contenders: dict[str, _bench.Run] = {
                 FLOOR: floor,
-                FIXTURE: FixtureRun(cls, root, fixture_dirs),
+                FIXTURE: FixtureRun(cls, root, fixture_dirs, daemon.fixture_kwargs),
                 PIFPAF: PifpafRun(daemon.pifpaf, pifpaf_port.port, pifpaf_root),
             }
             return _bench.measure(contenders, rounds, warmup)

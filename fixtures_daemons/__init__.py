@@ -20,6 +20,7 @@ from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResour
 from fixtures_daemons.daemons.mysql import MysqlFixture, MysqlResource
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture, PostgresqlResource
 from fixtures_daemons.daemons.redis import RedisFixture, RedisResource
+from fixtures_daemons.daemons.valkey import ValkeyFixture, ValkeyResource
 from fixtures_daemons.daemons.zookeeper import ZookeeperFixture, ZookeeperResource
 from fixtures_daemons.errors import (
     AdminError,
@@ -84,6 +85,8 @@ __all__ = [
     "StateError",
     "TempDirError",
     "UserError",
+    "ValkeyFixture",
+    "ValkeyResource",
     "WholeDaemon",
     "ZookeeperFixture",
     "ZookeeperResource",

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import sys
 import typing
 
-import fixtures
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
-from fixtures_daemons import DaemonFixture, ExecutableNotFound, RedisFixture
-from fixtures_daemons.base.binaries import find_executable
-from fixtures_daemons.daemons.redis import SERVERS
-from tests import daemon_base
+from fixtures_daemons import (
+    AttachError,
+    DaemonExited,
+    DaemonFixture,
+    MisuseError,
+    PortUnavailable,
+    RedisFixture,
+    reserve_port,
+)
+from fixtures_daemons.daemons.redis import RedisAdmin
+from fixtures_daemons.process.ports import PortFixture
+from tests import daemon_base, test_cli
 
 
 def no_retry() -> dict[str, typing.Any]:
@@ -30,6 +40,29 @@ def client(daemon: RedisFixture) -> redis.Redis:
 def raw(daemon: RedisFixture, **kwargs: typing.Any) -> redis.Redis:
     """A client on host and port, without the url's password."""
     return redis.Redis(daemon.host, daemon.port, **kwargs, **no_retry())
+
+
+def admin(daemon: RedisFixture) -> RedisAdmin:
+    return typing.cast(RedisAdmin, daemon.admin)
+
+
+def sentinel_of(daemon: RedisFixture, **kwargs: typing.Any) -> Sentinel:
+    """redis-py's Sentinel on the fixture's Sentinel, with the fixture's
+    password (for the Sentinel and for the server) unless told otherwise;
+    closed at the end of the test by :func:`close_sentinel`."""
+    password = kwargs.pop("password", daemon.password)
+    return Sentinel(
+        daemon.sentinels,
+        sentinel_kwargs=dict(no_retry(), password=password),
+        password=password,
+        **kwargs,
+        **no_retry(),
+    )
+
+
+def close_sentinel(sentinel: Sentinel) -> None:
+    for connection in sentinel.sentinels:
+        connection.close()
 
 
 class TestRedis(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_base.DaemonTestCase):
@@ -54,6 +87,11 @@ class TestRedis(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_b
         daemon = self.useFixture(RedisFixture())
         self.assertEqual("redis://127.0.0.1:%d/0" % daemon.port, daemon.url)
         self.assertEqual(daemon.socket_path, daemon.env["FIXTURES_DAEMONS_REDIS_SOCKET"])
+        # No Sentinel unless asked for.
+        self.assertEqual((None, []), (daemon.sentinel_port, daemon.sentinels))
+        self.assertNotIn("FIXTURES_DAEMONS_REDIS_SENTINEL_PORT", daemon.env)
+        self.assertEqual(["redis.log", "redis.sock"], sorted(os.listdir(daemon.temp_dir)))
+        self.assertRaises(MisuseError, admin(daemon).sentinel_master)
 
     def test_reset_empties_every_database(self) -> None:
         daemon = self.useFixture(RedisFixture())
@@ -118,38 +156,6 @@ class TestRedis(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_b
         with client(daemon) as r:
             self.assertEqual({"appendonly": "no"}, r.config_get("appendonly"))
 
-    def test_unknown_server(self) -> None:
-        error = self.assertRaises(ValueError, RedisFixture, server="keydb")
-        self.assertIn("keydb", str(error))
-
-    def test_valkey_missing(self) -> None:
-        self.useFixture(fixtures.EnvironmentVariable(SERVERS["valkey"].env_var))
-        try:
-            find_executable(SERVERS["valkey"])
-        except ExecutableNotFound:
-            pass
-        else:
-            self.skipTest("valkey is installed")
-        temp_root = self.ownTempRoot()
-        tagged = self.taggedPids()
-        error = self.assertSetUpRaises(
-            ExecutableNotFound, RedisFixture(server="valkey", temp_root=temp_root)
-        )
-        self.assertEqual("valkey-server", error.executable)
-        self.assertIn("valkey-server", str(error))
-        self.assertIn("FIXTURES_DAEMONS_VALKEY_SERVER", str(error))
-        self.assertNothingLeft(temp_root, tagged)
-
-    def test_valkey(self) -> None:
-        path = shutil.which("valkey-server") or os.environ.get(SERVERS["valkey"].env_var)
-        if not path:
-            self.skipTest("valkey is not installed")
-        daemon = self.useFixture(RedisFixture(server="valkey"))
-        self.assertEqual("valkey", daemon.daemon_name)
-        self.assertIn("FIXTURES_DAEMONS_VALKEY_URL", daemon.env)
-        self.write(daemon, "key", "value")
-        self.assertEqual("value", self.read(daemon, "key"))
-
 
 class BrokenRedis(RedisFixture):
     def prepare(self) -> None:
@@ -167,3 +173,225 @@ class TestRedisBadInputs(daemon_base.BadInputs, daemon_base.DaemonTestCase):
 
     def broken(self, **kwargs: typing.Any) -> DaemonFixture:
         return BrokenRedis(**kwargs)
+
+
+class BrokenSentinel(RedisFixture):
+    """A Sentinel that exits at start: a directive it does not know."""
+
+    def sentinel_config(self) -> str:
+        return super().sentinel_config() + "no-such-directive 1\n"
+
+
+class TestRedisSentinel(daemon_base.DaemonTestCase):
+    """``sentinel=True``: a Sentinel watching the server under pifpaf's
+    master name, used through redis-py's Sentinel class."""
+
+    def sentinel_pid(self, daemon: RedisFixture) -> int:
+        assert daemon.sentinel_process is not None and daemon.sentinel_process.pid is not None
+        return daemon.sentinel_process.pid
+
+    def test_discover_write_read_clean_up(self) -> None:
+        daemon = self.startManually(RedisFixture(sentinel=True))
+        sentinel = sentinel_of(daemon)
+        self.addCleanup(close_sentinel, sentinel)
+        self.assertEqual(("127.0.0.1", daemon.port), sentinel.discover_master("pifpaf"))
+        with sentinel.master_for("pifpaf", decode_responses=True) as master:
+            master.set("key", "through the sentinel")
+            self.assertEqual("through the sentinel", master.get("key"))
+        with client(daemon) as r:  # the very server the fixture describes
+            self.assertEqual("through the sentinel", r.get("key"))
+        # What it exports, and what it is.
+        self.assertEqual("pifpaf", daemon.sentinel_master)
+        self.assertEqual([("127.0.0.1", daemon.sentinel_port)], daemon.sentinels)
+        self.assertEqual(
+            str(daemon.sentinel_port), os.environ["FIXTURES_DAEMONS_REDIS_SENTINEL_PORT"]
+        )
+        self.assertEqual("pifpaf", os.environ["FIXTURES_DAEMONS_REDIS_SENTINEL_MASTER"])
+        self.assertEqual(str(daemon.port), os.environ["FIXTURES_DAEMONS_REDIS_PORT"])
+        sentinel_pid = self.sentinel_pid(daemon)
+        addresses = daemon_base.listening_addresses(sentinel_pid)
+        self.assertIn(("127.0.0.1", daemon.sentinel_port, "tcp"), addresses)
+        self.assertEqual({"127.0.0.1"}, {ip for ip, _, _ in addresses})
+        self.assertEqual(
+            self.expectedUser(daemon), daemon_base.process_tree(sentinel_pid)[0].uids().real
+        )
+        # Its configuration is in the private temp dir, and it rewrote it.
+        self.assertEqual(daemon.temp_dir, os.path.dirname(daemon.sentinel_config_path))
+        with open(daemon.sentinel_config_path) as f:
+            self.assertIn("sentinel myid", f.read())
+        self.assertIn("redis-sentinel-log", daemon.getDetails())
+        # cleanUp: both processes gone, both ports free again.
+        sentinel_tree = daemon_base.process_tree(sentinel_pid)
+        sentinel_port = daemon.sentinel_port
+        self.assertCleanedUp(daemon)
+        self.assertGone(*sentinel_tree)
+        assert sentinel_port is not None
+        reserve_port("127.0.0.1", sentinel_port).release()
+        self.assertIsNone(daemon.sentinel_process)
+
+    def test_stopped_stops_the_server_only(self) -> None:
+        daemon = self.useFixture(RedisFixture(sentinel=True))
+        sentinel = sentinel_of(daemon)
+        self.addCleanup(close_sentinel, sentinel)
+        master = sentinel.master_for("pifpaf", decode_responses=True)
+        self.addCleanup(master.close)
+        master.set("key", "kept")
+        sentinel_pid = self.sentinel_pid(daemon)
+        with daemon.stopped():
+            # MasterNotFoundError, or a refused connection: both are
+            # ConnectionErrors.
+            self.assertRaises(redis.exceptions.ConnectionError, master.get, "key")
+            self.assertEqual(sentinel_pid, self.sentinel_pid(daemon))
+        self.assertEqual(("127.0.0.1", daemon.port), sentinel.discover_master("pifpaf"))
+        self.assertEqual("kept", master.get("key"))
+        self.assertEqual(sentinel_pid, self.sentinel_pid(daemon))
+
+    def test_password(self) -> None:
+        daemon = self.useFixture(RedisFixture(sentinel=True, password="s3cret"))
+        with redis.Redis(daemon.host, daemon.sentinel_port, **no_retry()) as anonymous:
+            self.assertRaises(redis.exceptions.AuthenticationError, anonymous.ping)
+        sentinel = sentinel_of(daemon)
+        self.addCleanup(close_sentinel, sentinel)
+        with sentinel.master_for("pifpaf", decode_responses=True) as master:
+            master.set("key", "value")
+        with client(daemon) as r:
+            self.assertEqual("value", r.get("key"))
+        self.assertEqual(("127.0.0.1", daemon.port), admin(daemon).sentinel_master())
+
+    def test_password_with_spaces_and_quotes(self) -> None:
+        password = 'a "b" \\c d'
+        daemon = self.useFixture(RedisFixture(sentinel=True, password=password))
+        sentinel = sentinel_of(daemon)
+        self.addCleanup(close_sentinel, sentinel)
+        self.assertEqual(("127.0.0.1", daemon.port), sentinel.discover_master("pifpaf"))
+        with sentinel.master_for("pifpaf", decode_responses=True) as master:
+            self.assertTrue(master.ping())
+
+    def test_sentinel_as_another_user(self) -> None:
+        if not daemon_base.IS_ROOT:
+            self.skipTest("needs root")
+        daemon = self.useFixture(RedisFixture(sentinel=True, os_user="nobody"))
+        self.assertRunsAs(daemon_base.NOBODY.pw_uid, daemon)
+        uids = daemon_base.process_tree(self.sentinel_pid(daemon))[0].uids()
+        self.assertEqual(daemon_base.NOBODY.pw_uid, uids.effective)
+        with open(daemon.sentinel_config_path) as f:  # it could rewrite it
+            self.assertIn("sentinel myid", f.read())
+
+    def test_attach_asking_for_a_missing_sentinel(self) -> None:
+        self.useFixture(RedisFixture(share=True))
+        error = self.assertSetUpRaises(AttachError, RedisFixture(sentinel=True))
+        self.assertIn("no Sentinel", str(error))
+        self.assertIn("FIXTURES_DAEMONS_REDIS_STATE", str(error))
+
+    def test_pinned_sentinel_port(self) -> None:
+        reservation = reserve_port("127.0.0.1")
+        port = reservation.port
+        reservation.release()
+        daemon = self.useFixture(RedisFixture(sentinel=True, sentinel_port=port))
+        self.assertEqual(port, daemon.sentinel_port)
+        self.assertEqual(str(port), daemon.env["FIXTURES_DAEMONS_REDIS_SENTINEL_PORT"])
+        self.assertIn(
+            ("127.0.0.1", port, "tcp"),
+            daemon_base.listening_addresses(self.sentinel_pid(daemon)),
+        )
+
+    def test_sentinel_port_needs_sentinel(self) -> None:
+        error = self.assertRaises(ValueError, RedisFixture, sentinel_port=26379)
+        self.assertIn("sentinel=True", str(error))
+
+    def test_sentinel_port_taken(self) -> None:
+        temp_root, tagged = self.ownTempRoot(), self.taggedPids()
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        error = self.assertSetUpRaises(
+            PortUnavailable, RedisFixture(sentinel=True, sentinel_port=port, temp_root=temp_root)
+        )
+        self.assertEqual(port, error.port)
+        self.assertIn("sentinel", str(error))
+        self.assertNothingLeft(temp_root, tagged)
+
+    def test_sentinel_exits_during_startup(self) -> None:
+        temp_root, tagged = self.ownTempRoot(), self.taggedPids()
+        daemon = BrokenSentinel(sentinel=True, temp_root=temp_root)
+        error = self.assertSetUpRaises(DaemonExited, daemon)
+        self.assertIn("redis-sentinel", str(error))
+        self.assertIn("no-such-directive", error.log_tail)
+        self.assertEqual("--sentinel", error.command[-1])
+        # The server it had started is gone too, and both ports are free.
+        self.assertNothingLeft(temp_root, tagged, daemon.ports["main"])
+        reserve_port("127.0.0.1", daemon.ports["sentinel"]).release()
+
+    def test_attached_fixtures_share_the_sentinel(self) -> None:
+        # As under `fixtures-daemons run redis --sentinel`: the tests'
+        # fixtures attach, and reach their own database through the Sentinel.
+        server = self.useFixture(RedisFixture(sentinel=True, share=True))
+        attached = self.useFixture(RedisFixture())
+        self.assertTrue(attached.attached)
+        self.assertNotEqual(0, attached.db)
+        self.assertEqual(server.sentinels, attached.sentinels)
+        self.assertEqual(
+            str(server.sentinel_port), attached.env["FIXTURES_DAEMONS_REDIS_SENTINEL_PORT"]
+        )
+        sentinel = sentinel_of(attached)
+        self.addCleanup(close_sentinel, sentinel)
+        with sentinel.master_for("pifpaf", db=attached.db, decode_responses=True) as master:
+            master.set("key", "mine")
+        with client(attached) as r:
+            self.assertEqual("mine", r.get("key"))
+        with client(server) as r:
+            self.assertIsNone(r.get("key"))
+
+
+class PifpafComparison(test_cli.CliTestCase):
+    """Compares ``fixtures-daemons -e PIFPAF run`` with ``pifpaf run``: test_cli's
+    TestPifpafCompatibility's comparison, borrowed method by method
+    (importing that class would run its tests here too). Skips unless
+    pifpaf and the :attr:`programs` its driver runs are installed."""
+
+    environments = test_cli.TestPifpafCompatibility.environments
+    normalise = staticmethod(test_cli.TestPifpafCompatibility.normalise)
+    assertSameExports = test_cli.TestPifpafCompatibility.assertSameExports
+
+    #: (program, Debian package) that pifpaf's driver runs from PATH.
+    programs: typing.ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.pifpaf = os.path.join(os.path.dirname(sys.executable), "pifpaf")
+        if not os.access(self.pifpaf, os.X_OK):
+            self.pifpaf = shutil.which("pifpaf") or ""
+        if not self.pifpaf:
+            self.skipTest("pifpaf is not installed (pip install pifpaf): nothing to compare with")
+        for program, package in self.programs:
+            if not shutil.which(program):
+                self.skipTest(
+                    "%s is not installed (Debian/Ubuntu: %s): pifpaf's driver runs it"
+                    % (program, package)
+                )
+
+    def pifpafPorts(self) -> tuple[str, str]:
+        """Two free ports for pifpaf (main, sentinel)."""
+        main, sentinel = (self.useFixture(PortFixture()).port for _ in range(2))
+        return str(main), str(sentinel)
+
+
+class TestRedisSentinelPifpafExports(PifpafComparison):
+    """``fixtures-daemons -e PIFPAF run redis --sentinel`` exports what
+    ``pifpaf run redis --sentinel`` does (ours runs ``redis-server
+    --sentinel``; pifpaf runs ``redis-sentinel``)."""
+
+    programs = (("redis-server", "redis-server"), ("redis-sentinel", "redis-sentinel"))
+
+    def test_sentinel(self) -> None:
+        port, sentinel_port = self.pifpafPorts()
+        theirs, ours = self.environments(
+            "redis",
+            ["--port", port, "--sentinel", "--sentinel-port", sentinel_port],
+            ["--sentinel"],
+        )
+        self.assertEqual("{port}", theirs["PIFPAF_REDIS_SENTINEL_PORT"])
+        self.assertEqual("redis://localhost:{port}", theirs["PIFPAF_URL"])
+        self.assertSameExports(theirs, ours)

@@ -1,7 +1,10 @@
-"""Redis, and Valkey (its fork) by parameter: one module, two programs."""
+"""Redis, optionally watched by a Sentinel (a second process of the same
+fixture). Valkey, its fork, is the same fixture with another program:
+:mod:`fixtures_daemons.daemons.valkey`."""
 
 from __future__ import annotations
 
+import os
 import signal
 import typing
 
@@ -9,26 +12,25 @@ from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.binaries import Executable
 from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
-from fixtures_daemons.base.namespaces import DatabaseNumber
+from fixtures_daemons.base.namespaces import DatabaseNumber, Namespace
 from fixtures_daemons.base.resources import DaemonResource
 from fixtures_daemons.daemons import _resp
-from fixtures_daemons.errors import AdminError
+from fixtures_daemons.errors import AdminError, AttachError
+from fixtures_daemons.process.fixture import ProcessFixture
+from fixtures_daemons.process.ports import PortFixture
 from fixtures_daemons.process.probes import Callable, Probe
 
 __all__ = ["RedisFixture", "RedisResource", "RedisAdmin"]
 
-SERVERS = {
-    "redis": Executable(
-        names=("redis-server",),
-        packages={"Debian/Ubuntu": "redis-server", "Homebrew": "redis"},
-        env_var="FIXTURES_DAEMONS_REDIS_SERVER",
-    ),
-    "valkey": Executable(
-        names=("valkey-server",),
-        packages={"Debian/Ubuntu": "valkey-server", "Homebrew": "valkey"},
-        env_var="FIXTURES_DAEMONS_VALKEY_SERVER",
-    ),
-}
+#: The name the Sentinel watches the server under: pifpaf's, so that jobs
+#: written for ``pifpaf run redis --sentinel`` (tooz, oslo.cache) run as
+#: they are.
+SENTINEL_MASTER = "pifpaf"
+
+
+def _quoted(value: str) -> str:
+    """``value`` as a double-quoted string of a Redis configuration file."""
+    return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 class RedisAdmin(Admin):
@@ -55,6 +57,34 @@ class RedisAdmin(Admin):
     def answers(self) -> bool:
         try:
             return self.command("PING") == "PONG"
+        except (OSError, AdminError):
+            return False
+
+    def sentinel_master(self) -> tuple[str, int] | None:
+        """The address the Sentinel (the endpoint's ``sentinel`` port) gives
+        for ``SENTINEL_MASTER``; None when it does not know it yet."""
+        endpoint = self.endpoint
+        if "sentinel" not in endpoint.ports:
+            self._lacks("sentinel_master()", "Sentinel (start it with sentinel=True)")
+        commands: list[tuple[str, ...]] = []
+        if endpoint.password:
+            commands.append(("AUTH", endpoint.password))
+        commands.append(("SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER))
+        address = (endpoint.host, endpoint.ports["sentinel"])
+        try:
+            reply = _resp.command(address, *commands, timeout=self.timeout)[-1]
+        except _resp.RespError as exc:
+            raise AdminError(
+                self.name + "-sentinel", "SENTINEL get-master-addr-by-name", str(exc)
+            ) from exc
+        if not isinstance(reply, list) or len(reply) != 2:
+            return None
+        return reply[0].decode(), int(reply[1])
+
+    def sentinel_answers(self) -> bool:
+        """True when the Sentinel knows the master (the readiness probe)."""
+        try:
+            return self.sentinel_master() is not None
         except (OSError, AdminError):
             return False
 
@@ -92,53 +122,144 @@ class RedisAdmin(Admin):
 
 
 class RedisFixture(DaemonFixture):
-    """A Redis (or Valkey) server on loopback and on a unix socket.
+    """A Redis server on loopback and on a unix socket, optionally watched
+    by a Sentinel.
 
     It is ready when it answers PING. cleanUp kills it (its data is thrown
     away); :meth:`stopped` shuts it down with a save, so the data is back
     after the restart.
 
-    :param server: ``redis`` or ``valkey``: which program to run.
-    :param password: require this password (``requirepass``).
+    With ``sentinel=True`` a Sentinel (the same program, with
+    ``--sentinel``) runs beside the server, on a port of its own, and
+    watches it under pifpaf's master name, ``pifpaf``
+    (``SENTINEL_MASTER``); setUp returns once the Sentinel gives the
+    master's address. :meth:`stopped` and :meth:`paused` act on the server
+    only: the Sentinel sees the outage, as it would in production.
+
+    :param password: require this password (``requirepass``); with a
+        Sentinel, the Sentinel requires it too and uses it to reach the
+        server (pifpaf does the same).
     :param databases: how many numbered databases it has.
+    :param sentinel: run a Sentinel watching the server.
+    :param sentinel_port: pin the Sentinel's port (the default reserves a
+        free one); needs ``sentinel``.
 
     Attributes: ``url`` (``redis://[:password@]host:port/db``),
     ``socket_path``, ``password``, ``databases``, ``db`` (the database
     number this fixture owns: 0, or another when attached), ``key_prefix``
     (set when attached and every database number was taken: prefix your
-    keys with it).
+    keys with it); with a Sentinel, ``sentinel_port``, ``sentinels`` (the
+    ``[(host, port)]`` list ``redis.sentinel.Sentinel`` takes),
+    ``sentinel_master`` and ``sentinel_process`` (its
+    :class:`~fixtures_daemons.ProcessFixture`, when this fixture started
+    it).
     """
 
     daemon_name = "redis"
-    executable = SERVERS["redis"]
+    executable = Executable(
+        names=("redis-server",),
+        packages={"Debian/Ubuntu": "redis-server", "Homebrew": "redis"},
+        env_var="FIXTURES_DAEMONS_REDIS_SERVER",
+    )
     stop_signal = signal.SIGKILL
     restart_signal = signal.SIGTERM  # shuts down with a SAVE (a save point is set)
     scheme = "redis"
     namespace = DatabaseNumber
     admin_class = RedisAdmin
+    #: The scheme of the URL pifpaf's driver exports.
+    pifpaf_scheme: typing.ClassVar[str] = "redis"
 
     def __init__(
         self,
         *,
-        server: str = "redis",
         password: str | None = None,
         databases: int = 16,
+        sentinel: bool = False,
+        sentinel_port: int | None = None,
         **kwargs: typing.Any,
     ) -> None:
         super().__init__(**kwargs)
-        if server not in SERVERS:
-            raise ValueError("server must be one of %s, not %r" % (", ".join(SERVERS), server))
-        self.server = server
-        self.daemon_name = server
-        self.executable = SERVERS[server]
+        if sentinel_port is not None and not sentinel:
+            raise ValueError("sentinel_port=%d needs sentinel=True" % sentinel_port)
         self.password = password
         self.databases = databases
+        self.sentinel = sentinel
+        self.requested_sentinel_port = sentinel_port
+        self.sentinel_process: ProcessFixture | None = None
+
+    # -- the Sentinel: a second process of the same fixture --------------------
+
+    @property
+    def sentinel_config_path(self) -> str:
+        return self.path("%s-sentinel.conf" % self.daemon_name)
+
+    def sentinel_config(self) -> str:
+        """The Sentinel's configuration file (it rewrites it as it runs)."""
+        lines = [
+            "bind %s" % self.requested_host,
+            "port %d" % self.ports["sentinel"],
+            "dir %s" % _quoted(self.temp_dir),
+            "daemonize no",
+            'logfile ""',
+            "sentinel monitor %s %s %d 1" % (SENTINEL_MASTER, self.requested_host, self.port),
+        ]
+        if self.password:
+            lines += [
+                "sentinel auth-pass %s %s" % (SENTINEL_MASTER, _quoted(self.password)),
+                "requirepass %s" % _quoted(self.password),
+            ]
+        return "\n".join(lines) + "\n"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if not self.sentinel:
+            return
+        # Reserved here, not through port_names, so that it can be pinned:
+        # the base pins the main port only.
+        what = "%s sentinel port" % self.daemon_name
+        reservation = PortFixture(self.requested_host, self.requested_sentinel_port, what)
+        self.ports["sentinel"] = self.useFixture(reservation).port
+        with open(self.sentinel_config_path, "w") as f:
+            f.write(self.sentinel_config())
+        if self.run_as is not None:  # the Sentinel rewrites its file
+            os.chown(self.sentinel_config_path, self.run_as.uid, self.run_as.gid)
+
+    def started(self) -> None:
+        super().started()
+        if not self.sentinel:
+            return
+        self.addCleanup(setattr, self, "sentinel_process", None)
+        admin = typing.cast(RedisAdmin, self.admin)
+        self.sentinel_process = self.useFixture(
+            ProcessFixture(
+                [self.binary, self.sentinel_config_path, "--sentinel"],
+                probe=Callable(admin.sentinel_answers, "the Sentinel knows the master"),
+                timeout=self.timeout,
+                stop_signal=self.stop_signal,
+                stop_timeout=self.stop_timeout,
+                user=self.run_as.uid if self.run_as else None,
+                env=self.process_environment(),
+                name="%s-sentinel" % self.daemon_name,
+                temp_dir=self.temp_dir,
+            )
+        )
+
+    def attached_namespace(self) -> Namespace:
+        if self.sentinel and "sentinel" not in self.server_endpoint.ports:
+            source = getattr(self.origin, "variable", "") or "the named daemon %r" % self.reuse
+            raise AttachError(
+                self.daemon_name,
+                source,
+                "it has no Sentinel, and sentinel=True asks for one (start it with "
+                "`fixtures-daemons run %s --sentinel`, or use mode='spawn')" % self.daemon_name,
+            )
+        return super().attached_namespace()
 
     def server_settings(self) -> dict[str, str]:
         settings = {
             "bind": self.requested_host,
             "port": str(self.port),
-            "unixsocket": self.path("redis.sock"),
+            "unixsocket": self.path("%s.sock" % self.daemon_name),
             "unixsocketperm": "700",
             "dir": self.temp_dir,
             "databases": str(self.databases),
@@ -172,7 +293,7 @@ class RedisFixture(DaemonFixture):
             .replace(
                 password=self.password or "",
                 database="0",
-                sockets={"main": self.path("redis.sock")},
+                sockets={"main": self.path("%s.sock" % self.daemon_name)},
                 extra={"databases": str(self.settings().get("databases", self.databases))},
             )
         )
@@ -199,12 +320,32 @@ class RedisFixture(DaemonFixture):
         the built-in minimal client."""
         return typing.cast(RedisAdmin, self.admin).command(*args, db=self.db if db is None else db)
 
+    @property
+    def sentinel_port(self) -> int | None:
+        """The Sentinel's port; None when the server has no Sentinel."""
+        return self.endpoint.ports.get("sentinel")
+
+    @property
+    def sentinels(self) -> list[tuple[str, int]]:
+        """``[(host, port)]`` of the Sentinel, for ``redis.sentinel.Sentinel``;
+        empty when the server has none."""
+        port = self.sentinel_port
+        return [(self.endpoint.host, port)] if port else []
+
+    @property
+    def sentinel_master(self) -> str:
+        """The name the Sentinel watches the server under (``pifpaf``)."""
+        return SENTINEL_MASTER
+
     def pifpaf_url(self, endpoint: Endpoint) -> str:
         auth = ":%s@" % endpoint.password if endpoint.password else ""
-        return "redis://%slocalhost:%d" % (auth, endpoint.port or 0)
+        return "%s://%slocalhost:%d" % (self.pifpaf_scheme, auth, endpoint.port or 0)
 
     def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
-        return {"DB": endpoint.database or "0"}
+        exports = {"DB": endpoint.database or "0"}
+        if "sentinel" in endpoint.ports:
+            exports["SENTINEL_MASTER"] = SENTINEL_MASTER
+        return exports
 
 
 class RedisResource(DaemonResource):

@@ -255,6 +255,13 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         daemon's parameters turn one off (an optional admin port)."""
         return self.port_names
 
+    def pinned_ports(self) -> dict[str, int | None]:
+        """Ports the user pinned, by name (None: reserve a free one): the
+        main port by ``port=``; a daemon with a parameter for another of its
+        ports (``peer_port=``) adds it here."""
+        names = self.needed_ports()
+        return {names[0]: self.requested_port} if names else {}
+
     def server_settings(self) -> dict[str, str]:
         """The daemon's own settings (test-speed ones unless ``durable``);
         :meth:`settings` merges the user's on top."""
@@ -347,6 +354,41 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         for parts, version, dst in damaged:
             cache.discard(self.daemon_name, parts, version, dst, self.run_as)
         return bool(damaged)
+
+    def spawn_helper(
+        self, name: str, command: typing.Sequence[str], probe: Probe | None = None
+    ) -> ProcessFixture:
+        """Start another process of this daemon (a cluster member, a
+        Sentinel, an ``epmd``) in ``prepare()`` or ``started()``: as the
+        daemon's user, with its environment, in its temp dir (its log is
+        ``<daemon>-<name>.log`` there), stopped with the daemon at cleanUp.
+        With ``probe``, it returns once the process answers; without, at
+        once (a member that the main probe waits for)."""
+        return self.useFixture(
+            ProcessFixture(
+                list(command),
+                probe=probe,
+                timeout=self.timeout,
+                stop_signal=self.stop_signal,
+                stop_timeout=self.stop_timeout,
+                user=self.run_as.uid if self.run_as else None,
+                env=self.process_environment(),
+                name="%s-%s" % (self.daemon_name, name),
+                temp_dir=self.temp_dir,
+            )
+        )
+
+    def write_file(self, name: str, text: str, mode: int = 0o600) -> str:
+        """Write ``text`` to ``name`` in the private temp dir (a config
+        file), owned by the daemon's user, who may rewrite it; return its
+        path."""
+        path = self.path(name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        if self.run_as is not None:
+            os.chown(path, self.run_as.uid, self.run_as.gid)
+        return path
 
     def run_helper(self, command: typing.Sequence[str], what: str = "") -> str:
         """Run a helper program (an init tool, a client) as the daemon's

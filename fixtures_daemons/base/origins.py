@@ -96,11 +96,11 @@ class Spawned(Origin):
         fixture.run_as = run_as = resolve_user(wanted, name)
         temp_dir = PrivateDirFixture(name, fixture.temp_root, run_as)
         fixture.temp_dir = fixture.useFixture(temp_dir).path
-        for index, port_name in enumerate(fixture.needed_ports()):
-            pinned = fixture.requested_port if index == 0 else None
+        pinned = fixture.pinned_ports()
+        for port_name in fixture.needed_ports():
             what = "%s %s port" % (name, port_name)
-            reservation = fixture.useFixture(PortFixture(fixture.requested_host, pinned, what))
-            fixture.ports[port_name] = reservation.port
+            port = PortFixture(fixture.requested_host, pinned.get(port_name), what)
+            fixture.ports[port_name] = fixture.useFixture(port).port
         for attempt in (1, 2):
             fixture.prepare()
             try:

@@ -24,7 +24,6 @@ from fixtures_daemons.base.namespaces import KeyPrefix
 from fixtures_daemons.base.resources import DaemonResource
 from fixtures_daemons.errors import AdminError, DaemonExited
 from fixtures_daemons.process.fixture import ProcessFixture
-from fixtures_daemons.process.ports import PortFixture
 from fixtures_daemons.process.probes import ATTEMPT_TIMEOUT, Probe
 
 __all__ = ["EtcdFixture", "EtcdResource", "EtcdAdmin", "EtcdMember"]
@@ -294,9 +293,10 @@ class EtcdFixture(DaemonFixture):
             for index in range(1, self.size + 1)
             for kind in ("client", "peer")
         ]
-        if self.requested_peer_port is not None:
-            names.remove("peer")  # reserved in prepare(), pinned
         return names
+
+    def pinned_ports(self) -> dict[str, int | None]:
+        return dict(super().pinned_ports(), peer=self.requested_peer_port)
 
     def _version_tuple(self) -> tuple[int, ...]:
         match = re.search(r"etcd Version: (\d+)\.(\d+)", self.version())
@@ -346,28 +346,13 @@ class EtcdFixture(DaemonFixture):
         return command + ["--%s=%s" % item for item in self.settings().items()]
 
     def prepare(self) -> None:
-        if self.requested_peer_port is not None:
-            reservation = self.useFixture(
-                PortFixture(self.requested_host, self.requested_peer_port, "etcd peer port")
-            )
-            self.ports["peer"] = reservation.port
         self._members = self._plan_members()
         probe_timeout = min(self.timeout, ATTEMPT_TIMEOUT)
         # The other members start now, without waiting: the main process's
         # probe waits for all of them, so the three boot together.
         for member in self._members[1:]:
-            process = self.useFixture(
-                ProcessFixture(
-                    self.member_command_line(member) + self.extra_args,
-                    probe=None,
-                    timeout=self.timeout,
-                    stop_signal=self.stop_signal,
-                    stop_timeout=self.stop_timeout,
-                    user=self.run_as.uid if self.run_as else None,
-                    env=self.process_environment(),
-                    name="%s-%s" % (self.daemon_name, member.name),
-                    temp_dir=self.temp_dir,
-                )
+            process = self.spawn_helper(
+                member.name, self.member_command_line(member) + self.extra_args
             )
             member.own_process = process
             # A restart (member.stopped()) waits until it answers again.

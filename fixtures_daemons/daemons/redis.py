@@ -17,7 +17,6 @@ from fixtures_daemons.base.resources import DaemonResource
 from fixtures_daemons.daemons import _resp
 from fixtures_daemons.errors import AdminError, AttachError
 from fixtures_daemons.process.fixture import ProcessFixture
-from fixtures_daemons.process.ports import PortFixture
 from fixtures_daemons.process.probes import Callable, Probe
 
 __all__ = ["RedisFixture", "RedisResource", "RedisAdmin"]
@@ -210,19 +209,16 @@ class RedisFixture(DaemonFixture):
             ]
         return "\n".join(lines) + "\n"
 
+    def needed_ports(self) -> typing.Sequence[str]:
+        return ("main", "sentinel") if self.sentinel else ("main",)
+
+    def pinned_ports(self) -> dict[str, int | None]:
+        return dict(super().pinned_ports(), sentinel=self.requested_sentinel_port)
+
     def prepare(self) -> None:
         super().prepare()
-        if not self.sentinel:
-            return
-        # Reserved here, not through port_names, so that it can be pinned:
-        # the base pins the main port only.
-        what = "%s sentinel port" % self.daemon_name
-        reservation = PortFixture(self.requested_host, self.requested_sentinel_port, what)
-        self.ports["sentinel"] = self.useFixture(reservation).port
-        with open(self.sentinel_config_path, "w") as f:
-            f.write(self.sentinel_config())
-        if self.run_as is not None:  # the Sentinel rewrites its file
-            os.chown(self.sentinel_config_path, self.run_as.uid, self.run_as.gid)
+        if self.sentinel:  # the Sentinel rewrites its file: the daemon's user owns it
+            self.write_file(os.path.basename(self.sentinel_config_path), self.sentinel_config())
 
     def started(self) -> None:
         super().started()
@@ -230,18 +226,10 @@ class RedisFixture(DaemonFixture):
             return
         self.addCleanup(setattr, self, "sentinel_process", None)
         admin = typing.cast(RedisAdmin, self.admin)
-        self.sentinel_process = self.useFixture(
-            ProcessFixture(
-                [self.binary, self.sentinel_config_path, "--sentinel"],
-                probe=Callable(admin.sentinel_answers, "the Sentinel knows the master"),
-                timeout=self.timeout,
-                stop_signal=self.stop_signal,
-                stop_timeout=self.stop_timeout,
-                user=self.run_as.uid if self.run_as else None,
-                env=self.process_environment(),
-                name="%s-sentinel" % self.daemon_name,
-                temp_dir=self.temp_dir,
-            )
+        self.sentinel_process = self.spawn_helper(
+            "sentinel",
+            [self.binary, self.sentinel_config_path, "--sentinel"],
+            Callable(admin.sentinel_answers, "the Sentinel knows the master"),
         )
 
     def attached_namespace(self) -> Namespace:

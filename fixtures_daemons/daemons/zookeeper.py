@@ -305,8 +305,7 @@ class ZookeeperFixture(DaemonFixture):
             os.mkdir(self.path(directory))
             if self.run_as is not None:
                 os.chown(self.path(directory), self.run_as.uid, self.run_as.gid)
-        with open(self.config_path, "w") as f:
-            f.writelines("%s=%s\n" % item for item in self.settings().items())
+        self.write_file("zoo.cfg", "".join("%s=%s\n" % item for item in self.settings().items()))
 
     def command_line(self) -> list[str]:
         return [

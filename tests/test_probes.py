@@ -10,7 +10,7 @@ import threading
 
 import fixtures
 
-from fixtures_daemons import PortFixture
+from fixtures_daemons import AdminError, PortFixture
 from fixtures_daemons.process import probes
 from fixtures_daemons.process.probes import ProbeContext
 from tests import base
@@ -274,6 +274,14 @@ class TestCallable(base.TestCase):
         self.assertTrue(probes.Callable(lambda: "a truthy value").ready())
         self.assertFalse(probes.Callable(lambda: False).ready())
         self.assertFalse(probes.Callable(lambda: None).ready())
+
+    def test_a_daemon_error_gives_up(self) -> None:
+        # The check says the start cannot succeed: no retrying until the
+        # timeout.
+        def verify() -> bool:
+            raise AdminError("memcached", "version", "certificate verify failed")
+
+        self.assertRaises(AdminError, probes.Callable(verify).ready)
 
     def test_raising_is_not_ready(self) -> None:
         def ping() -> bool:

@@ -16,6 +16,7 @@ from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.namespaces import KeyPrefix
 from fixtures_daemons.base.resources import DaemonResource
 from fixtures_daemons.errors import AdminError, MisuseError
+from fixtures_daemons.process import probes
 from fixtures_daemons.process.probes import Probe
 
 __all__ = ["MemcachedFixture", "MemcachedResource", "MemcachedAdmin"]
@@ -106,22 +107,6 @@ class MemcachedAdmin(Admin):
 
     def flush(self) -> None:
         self.command("flush_all")
-
-
-class _Answers(Probe):
-    """Ready once the admin's ``version`` is answered. Unlike
-    :class:`~fixtures_daemons.process.probes.Callable`, a certificate that
-    does not verify (an :class:`~fixtures_daemons.AdminError`) fails the
-    start at once instead of being retried until the timeout."""
-
-    def __init__(self, admin: MemcachedAdmin) -> None:
-        self.admin = admin
-
-    def ready(self) -> bool:
-        return self.admin.answers()
-
-    def describe(self) -> str:
-        return "version answered" + (" over TLS" if self.admin.tls else "")
 
 
 class MemcachedFixture(DaemonFixture):
@@ -252,7 +237,11 @@ class MemcachedFixture(DaemonFixture):
         )
 
     def probe(self) -> Probe:
-        return _Answers(typing.cast(MemcachedAdmin, self.admin))
+        # A certificate that does not verify (AdminError) fails at once.
+        admin = typing.cast(MemcachedAdmin, self.admin)
+        return probes.Callable(
+            admin.answers, "version answered" + (" over TLS" if admin.tls else "")
+        )
 
     def build_endpoint(self) -> Endpoint:
         endpoint = super().build_endpoint()

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import typing
 
+from fixtures_daemons.errors import DaemonError
 from fixtures_daemons.process.waiting import Deadline
 
 __all__ = [
@@ -286,7 +287,10 @@ class Callable(Probe):
     """Ready once ``function()`` returns a true value.
 
     An exception counts as "not yet" and is remembered for the timeout
-    message, so ``Callable(lambda: client.ping())`` works as is.
+    message, so ``Callable(lambda: client.ping())`` works as is; a
+    :class:`~fixtures_daemons.DaemonError` is the check saying the start
+    cannot succeed (a certificate that does not verify): it fails the wait
+    at once.
     """
 
     def __init__(self, function: typing.Callable[[], object], description: str = "") -> None:
@@ -296,6 +300,8 @@ class Callable(Probe):
     def ready(self) -> bool:
         try:
             return bool(self.function())
+        except DaemonError:
+            raise
         except Exception as exc:
             self.last_error = "%s: %s" % (type(exc).__name__, exc)
             return False

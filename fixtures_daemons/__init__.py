@@ -19,6 +19,7 @@ from fixtures_daemons.daemons.etcd import EtcdFixture, EtcdResource
 from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResource
 from fixtures_daemons.daemons.mysql import MysqlFixture, MysqlResource
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture, PostgresqlResource
+from fixtures_daemons.daemons.rabbitmq import RabbitmqFixture, RabbitmqResource
 from fixtures_daemons.daemons.redis import RedisFixture, RedisResource
 from fixtures_daemons.daemons.valkey import ValkeyFixture, ValkeyResource
 from fixtures_daemons.daemons.zookeeper import ZookeeperFixture, ZookeeperResource
@@ -78,6 +79,8 @@ __all__ = [
     "PostgresqlFixture",
     "PostgresqlResource",
     "ProcessFixture",
+    "RabbitmqFixture",
+    "RabbitmqResource",
     "RedisFixture",
     "RedisResource",
     "SqlAdmin",

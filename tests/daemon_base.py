@@ -438,7 +438,7 @@ class BadInputs:
         self.assertEqual(daemon.binary, error.command[0])
         log = daemon.getDetails()["%s-log" % daemon.daemon_name].as_text()
         self.assertIn(self.complaint, log)
-        self.assertNothingLeft(self.temp_root, self.tagged, daemon.ports.get("main"))
+        self.assertNothingLeft(self.temp_root, self.tagged, next(iter(daemon.ports.values()), None))
 
     def test_exits_during_startup(self: typing.Any) -> None:
         daemon = self.broken(temp_root=self.temp_root, mode="spawn")
@@ -447,7 +447,7 @@ class BadInputs:
         self.assertNotEqual(0, error.returncode)
         self.assertIn(self.crash_complaint, error.log_tail)
         self.assertIn("before it was ready", str(error))
-        self.assertNothingLeft(self.temp_root, self.tagged, daemon.ports.get("main"))
+        self.assertNothingLeft(self.temp_root, self.tagged, next(iter(daemon.ports.values()), None))
 
     def test_temp_root_under_a_file(self: typing.Any) -> None:
         # Not even root can make a dir whose parent is a regular file.

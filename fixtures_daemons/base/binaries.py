@@ -39,12 +39,16 @@ class Executable:
         matches are tried newest version first.
     :param packages: packaging system -> package name, for the error message.
     :param env_var: environment variable that names the program's path.
+    :param version_args: the arguments that make the program print its
+        version and exit, and do nothing else (``rabbitmq-server
+        --version`` would start a broker: name a program that does not).
     """
 
     names: tuple[str, ...]
     dirs: tuple[str, ...] = ()
     packages: typing.Mapping[str, str] = dataclasses.field(default_factory=dict)
     env_var: str = ""
+    version_args: tuple[str, ...] = ("--version",)
 
     def search_dirs(self) -> list[str]:
         found = []
@@ -129,9 +133,16 @@ def _version(path: str, realpath: str, mtime_ns: int, size: int, flag: str) -> s
         return known[key]
     # Run ``path`` itself, not its target: Debian's redis-server is a
     # symlink to redis-check-rdb, which looks at the name it was run by.
-    result = subprocess.run(
-        [path, flag], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False
-    )
+    try:
+        result = subprocess.run(
+            [path, *flag.split("\0")],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""  # unknown (not remembered: the next process tries again)
     version = (result.stdout or result.stderr).decode("utf-8", "replace").strip()
     known = _load_versions()
     known[key] = version
@@ -146,8 +157,10 @@ def _version(path: str, realpath: str, mtime_ns: int, size: int, flag: str) -> s
     return version
 
 
-def program_version(path: str, flag: str = "--version") -> str:
-    """What ``path --version`` prints: run once per binary (its path, size
-    and modification time) and remembered in the cache dir."""
+def program_version(path: str, flag: str | typing.Sequence[str] = "--version") -> str:
+    """What ``path --version`` (or ``path`` with the arguments ``flag``)
+    prints: run once per binary (its path, size and modification time) and
+    remembered in the cache dir."""
     st = os.stat(path)
-    return _version(path, os.path.realpath(path), st.st_mtime_ns, st.st_size, flag)
+    args = "\0".join([flag] if isinstance(flag, str) else flag)
+    return _version(path, os.path.realpath(path), st.st_mtime_ns, st.st_size, args)

@@ -321,7 +321,7 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
 
     def version(self) -> str:
         """What the daemon's program says its version is."""
-        return program_version(self.binary)
+        return program_version(self.binary, self.executable.version_args)
 
     def from_template(
         self,
@@ -356,23 +356,30 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         return bool(damaged)
 
     def spawn_helper(
-        self, name: str, command: typing.Sequence[str], probe: Probe | None = None
+        self,
+        name: str,
+        command: typing.Sequence[str],
+        probe: Probe | None = None,
+        env: typing.Mapping[str, str | None] | None = None,
+        stop_signal: int | None = None,
     ) -> ProcessFixture:
         """Start another process of this daemon (a cluster member, a
         Sentinel, an ``epmd``) in ``prepare()`` or ``started()``: as the
         daemon's user, with its environment, in its temp dir (its log is
         ``<daemon>-<name>.log`` there), stopped with the daemon at cleanUp.
         With ``probe``, it returns once the process answers; without, at
-        once (a member that the main probe waits for)."""
+        once (a member that the main probe waits for). ``env`` replaces
+        :meth:`process_environment`'s variables, ``stop_signal`` the
+        daemon's."""
         return self.useFixture(
             ProcessFixture(
                 list(command),
                 probe=probe,
                 timeout=self.timeout,
-                stop_signal=self.stop_signal,
+                stop_signal=self.stop_signal if stop_signal is None else stop_signal,
                 stop_timeout=self.stop_timeout,
                 user=self.run_as.uid if self.run_as else None,
-                env=self.process_environment(),
+                env=self.process_environment() if env is None else env,
                 name="%s-%s" % (self.daemon_name, name),
                 temp_dir=self.temp_dir,
             )

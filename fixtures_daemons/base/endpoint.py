@@ -117,7 +117,8 @@ class Endpoint:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        # Not sort_keys: the order of the ports says which is the main one.
+        return json.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: object, source: str = "") -> Endpoint:

@@ -39,7 +39,8 @@ __all__ = ["Origin", "Spawned", "Attached", "Named", "parse_state", "state_value
 def state_value(daemon: str, endpoint: Endpoint) -> str:
     """What ``<PREFIX>_<DAEMON>_STATE`` holds: the daemon's name and its
     whole endpoint, as JSON."""
-    return json.dumps({"daemon": daemon, "endpoint": endpoint.to_dict()}, sort_keys=True)
+    # Not sort_keys: the order of the ports says which is the main one.
+    return json.dumps({"daemon": daemon, "endpoint": endpoint.to_dict()})
 
 
 def parse_state(text: str, daemon: str, variable: str) -> Endpoint:

@@ -339,7 +339,8 @@ def cmd_list(ns: argparse.Namespace) -> int:
         also = " (also: %s)" % ", ".join(cls.aliases) if cls.aliases else ""
         try:
             path = find_executable(spec, None, name)
-            version = program_version(path).splitlines()[0] if path else ""
+            lines = program_version(path, spec.version_args).splitlines() if path else []
+            version = lines[0] if lines else ""
             rows.append((name, "yes", path, version + also))
         except DaemonError:
             hint = "; ".join("%s: %s" % item for item in spec.packages.items())

@@ -304,8 +304,10 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         """The URL in the form pifpaf's driver exports."""
         return endpoint.url
 
-    def pifpaf_raw_exports(self, endpoint: Endpoint) -> dict[str, str]:
-        """Variables pifpaf's driver exports without prefix (PGHOST, ...)."""
+    def pifpaf_raw_exports(self, endpoint: Endpoint, prefix: str) -> dict[str, str]:
+        """Variables pifpaf's driver exports besides ``<PREFIX>_<DAEMON>_*``:
+        without a prefix (PGHOST, ...), or with ``prefix`` but not the
+        daemon's name (etcd's ``<PREFIX>_HTTP_URL``)."""
         return {}
 
     # -- helpers for the hooks ------------------------------------------------
@@ -581,7 +583,7 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
             url = self.pifpaf_url(endpoint)
             env.update({prefix + "_DATA": endpoint.directory, prefix + "_URL": url})
             env[own + "URL"] = url
-            env.update(self.pifpaf_raw_exports(endpoint))
+            env.update(self.pifpaf_raw_exports(endpoint, prefix))
         return env
 
     # -- reset and outage testing ----------------------------------------------

@@ -18,7 +18,7 @@ import typing
 
 from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.binaries import Executable
-from fixtures_daemons.base.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
+from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.namespaces import KeyPrefix
 from fixtures_daemons.base.resources import DaemonResource
@@ -421,20 +421,13 @@ class EtcdFixture(DaemonFixture):
     def pifpaf_url(self, endpoint: Endpoint) -> str:
         return "etcd://localhost:%d" % (endpoint.port or 0)
 
-    def pifpaf_raw_exports(self, endpoint: Endpoint) -> dict[str, str]:
+    def pifpaf_raw_exports(self, endpoint: Endpoint, prefix: str) -> dict[str, str]:
         return {
             "ETCDCTL_API": "3",
             "ETCDCTL_ENDPOINTS": ",".join(self._client_urls(endpoint, "localhost")),
-        }
-
-    def exports_for(
-        self, endpoint: Endpoint, prefix: str = DEFAULT_ENV_PREFIX, style: str = "native"
-    ) -> dict[str, str]:
-        env = super().exports_for(endpoint, prefix, style)
-        if style == "pifpaf":
             # pifpaf's driver names it <PREFIX>_HTTP_URL, without the daemon.
-            env[prefix + "_HTTP_URL"] = "http://localhost:%d" % (endpoint.port or 0)
-        return env
+            prefix + "_HTTP_URL": "http://localhost:%d" % (endpoint.port or 0),
+        }
 
 
 class EtcdResource(DaemonResource):

@@ -322,7 +322,7 @@ class PostgresqlFixture(DatabaseDaemonFixture):
             endpoint.port or 0,
         )
 
-    def pifpaf_raw_exports(self, endpoint: Endpoint) -> dict[str, str]:
+    def pifpaf_raw_exports(self, endpoint: Endpoint, prefix: str) -> dict[str, str]:
         return {
             "PGHOST": os.path.dirname(endpoint.socket),
             "PGPORT": str(endpoint.port),

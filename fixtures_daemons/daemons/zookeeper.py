@@ -357,7 +357,7 @@ class ZookeeperFixture(DaemonFixture):
         chroot = "/" + endpoint.database if endpoint.database else ""
         return "zookeeper://localhost:%d%s" % (endpoint.port or 0, chroot)
 
-    def pifpaf_raw_exports(self, endpoint: Endpoint) -> dict[str, str]:
+    def pifpaf_raw_exports(self, endpoint: Endpoint, prefix: str) -> dict[str, str]:
         if not endpoint.directory:
             return {}
         return {

@@ -10,7 +10,7 @@ that CA file; nothing outside the test trusts it, and its key never
 leaves this process's memory.
 
 The certificates are made by the ``openssl`` command-line program (EC
-P-256 keys, one ``openssl req`` run per certificate: about 10 ms each), so
+P-256 keys, one ``openssl req`` run per certificate; see design.rst), so
 no Python dependency is added. :func:`server_certificates` makes them once
 per process and set of names, and every fixture of the process writes
 the same bytes: a fixture after the first pays a few file writes, not two

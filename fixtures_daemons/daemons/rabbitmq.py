@@ -1,39 +1,36 @@
 """RabbitMQ: a node of its own, with its own epmd, in the private temp dir.
 
-Where a RabbitMQ boot goes (measured on the 2-core VM, see
-doc/source/daemons/rabbitmq.rst): the Erlang VM itself starts in about
-0.15 s; what costs is RabbitMQ loading and scanning the modules of every
-application it finds (feature flags, boot steps and the schema-upgrade
-check each walk the module attributes of every loaded application), and
-``rabbitmq-server``'s prelaunch booting a second VM only to make sure an
-epmd runs. So the fixture:
+Where a RabbitMQ boot goes is measured in doc/source/design.rst ("The
+daemons of the OpenStack set, measured"): not the Erlang VM, but RabbitMQ
+loading and scanning the modules of every application it finds (feature
+flags, boot steps and the schema-upgrade check each walk the module
+attributes of every loaded application), and ``rabbitmq-server``'s
+prelaunch booting a second VM only to make sure an epmd runs. So the
+fixture:
 
 * gives the node a code path (``ERL_LIBS`` and the plugins dir) with only
-  the applications ``rabbit`` needs (20 of the 67 Debian ships), as
-  symlinks in the temp dir;
+  the applications ``rabbit`` needs, as symlinks in the temp dir;
 * starts the node distributed from the first instruction (``-sname``, the
   distribution port pinned, loopback only), on an epmd it started itself
   on a reserved port, so the prelaunch skips its epmd-starter VM and its
   node-name checks;
 * loads every module of those applications (and of the Erlang/OTP ones
   they need) in a background process from the first instruction, in
-  batches prepared in parallel: on two cores, the loading overlaps the
-  prelaunch instead of stalling the boot in the middle (3.0 s against
-  4.8 s, interleaved rounds on a loaded 2-core VM);
-* boots a fresh database every time: without the preload, a copied
-  database booted slower than a new one (3.5 s against 2.8 s), because a
-  node that finds a schema runs the upgrade check, which loads every
-  module of every application; a template would also pin the node name,
-  which is written in the database;
+  batches prepared in parallel, so that on two cores the loading overlaps
+  the prelaunch instead of stalling the boot in the middle;
+* boots a fresh database every time: a node that finds a copied schema
+  runs the upgrade check, which loads every module of every application
+  (without the preload, a copy booted slower than a new database); a
+  template would also pin the node name, which is written in the
+  database;
 * stops the node with SIGKILL (its data is thrown away) and, in
   :meth:`~RabbitmqFixture.stopped`, with SIGTERM (a clean shutdown that
   keeps durable queues and persistent messages).
 
 Vhosts (what an attached fixture owns) are made and dropped with
 ``erl_call``, Erlang's own C client of the distribution protocol: an RPC
-costs a few milliseconds (a vhost made and deleted: 32 ms), where
-``rabbitmqctl`` boots a VM (about a second), and the HTTP API (27 ms)
-needs the management plugin, which makes every boot 0.4 s longer.
+on the running node, where ``rabbitmqctl`` boots a VM per call and the
+HTTP API needs the management plugin, which slows every boot.
 """
 
 from __future__ import annotations

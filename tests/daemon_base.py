@@ -64,6 +64,13 @@ def listening_addresses(pid: int) -> list[tuple[str, int, str]]:
             connections = process.net_connections(kind="inet")
         except psutil.NoSuchProcess:
             continue
+        except psutil.AccessDenied:
+            # An exiting process (a backend whose client just hung up) has
+            # no memory map left, and then only root may read its fds: it
+            # is going, with its sockets. One that stays is a real denial.
+            if wait_for(lambda process=process: base.is_gone(process), 5.0):
+                continue
+            raise
         for conn in connections:
             if conn.type == 1 and conn.status != psutil.CONN_LISTEN:  # SOCK_STREAM
                 continue  # a connected TCP socket says nothing of what it serves

@@ -45,10 +45,14 @@ class Floor:
     def answers(self) -> bool:
         raise NotImplementedError
 
-    def __call__(self) -> None:
+    def start(
+        self, command: list[str], ready: typing.Callable[[], bool]
+    ) -> subprocess.Popen[bytes]:
+        """Start ``command``, poll ``ready`` every millisecond until it is
+        true; stop the process again if it never is."""
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
-                self.command(),
+                command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -57,17 +61,25 @@ class Floor:
             )
         try:
             deadline = time.monotonic() + FLOOR_TIMEOUT
-            while not self.answers():
+            while not ready():
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(
                         "floor: %s did not answer (exit status %s); see %s"
-                        % (self.command()[0], process.returncode, self.log_path)
+                        % (" ".join(command), process.returncode, self.log_path)
                     )
                 time.sleep(0.001)
-        finally:
-            if process.poll() is None:
-                process.send_signal(self.stop_signal)
-            process.wait()
+        except BaseException:
+            self.stop(process)
+            raise
+        return process
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.send_signal(self.stop_signal)
+        process.wait()
+
+    def __call__(self) -> None:
+        self.stop(self.start(self.command(), self.answers))
 
 
 def run(command: list[str]) -> None:

@@ -20,14 +20,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import subprocess
-import time
 import typing
 
 import fixtures
 from pifpaf.drivers.redis import RedisDriver
 
-from benchmarks._floors import FLOOR_TIMEOUT, HOST, Daemon, Floor, ask
+from benchmarks._floors import HOST, Daemon, Floor, ask
 from fixtures_daemons import PortReservation, reserve_port
 
 MASTER = "pifpaf"
@@ -90,48 +88,17 @@ class SentinelFloor(Floor):
     def sentinel_answers(self) -> bool:
         return ask(self.sentinel_port, _sentinel_request(), b"*2\r\n")
 
-    def _start(
-        self, command: list[str], ready: typing.Callable[[], bool]
-    ) -> subprocess.Popen[bytes]:
-        with open(self.log_path, "ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
-        try:
-            deadline = time.monotonic() + FLOOR_TIMEOUT
-            while not ready():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "floor: %s did not answer (exit status %s); see %s"
-                        % (" ".join(command), process.returncode, self.log_path)
-                    )
-                time.sleep(0.001)
-        except BaseException:
-            self._stop(process)
-            raise
-        return process
-
-    def _stop(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            process.send_signal(self.stop_signal)
-        process.wait()
-
     def __call__(self) -> None:
-        server = self._start(self.command(), self.answers)
+        server = self.start(self.command(), self.answers)
         try:
             with open(self.config_path, "w") as f:  # the Sentinel rewrites it
                 f.write(self.sentinel_config())
-            sentinel = self._start(
+            sentinel = self.start(
                 [self.binary, self.config_path, "--sentinel"], self.sentinel_answers
             )
-            self._stop(sentinel)
+            self.stop(sentinel)
         finally:
-            self._stop(server)
+            self.stop(server)
 
 
 #: pifpaf's Sentinel port: one free port, reserved for the whole run.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,6 +82,16 @@ class LineReader:
 
 class TestCase(testtools.TestCase):
     """Base class of the fixtures-daemons tests."""
+
+    def pifpafCommand(self) -> str:
+        """The ``pifpaf`` command beside this Python (else on PATH), for
+        the tests that compare with the real pifpaf; skips without it."""
+        path = os.path.join(os.path.dirname(sys.executable), "pifpaf")
+        if not os.access(path, os.X_OK):
+            path = shutil.which("pifpaf") or ""
+        if not path:
+            self.skipTest("pifpaf is not installed (pip install pifpaf): nothing to compare with")
+        return path
 
     def program(self, mode: str, *args: object) -> list[str]:
         """The argv of the misbehaving program in ``mode``."""

@@ -868,11 +868,7 @@ class TestPifpafCompatibility(CliTestCase):
             import pifpaf  # noqa: F401
         except ImportError:
             self.skipTest("pifpaf is not installed (pip install pifpaf): nothing to compare with")
-        self.pifpaf = os.path.join(os.path.dirname(sys.executable), "pifpaf")
-        if not os.access(self.pifpaf, os.X_OK):
-            self.pifpaf = shutil.which("pifpaf") or ""
-        if not self.pifpaf:
-            self.skipTest("pifpaf is importable but its command is not on PATH")
+        self.pifpaf = self.pifpafCommand()
 
     def environments(
         self, daemon: str, pifpaf_args: typing.Sequence[str], ours_args: typing.Sequence[str]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import sys
 import typing
 
 from etcd3gw import exceptions as etcd_errors
@@ -279,11 +278,7 @@ class TestEtcdPifpaf(test_cli.CliTestCase):
     assertSameExports = test_cli.TestPifpafCompatibility.assertSameExports
 
     def test_pifpaf_exports(self) -> None:
-        self.pifpaf = os.path.join(os.path.dirname(sys.executable), "pifpaf")
-        if not os.access(self.pifpaf, os.X_OK):
-            self.pifpaf = shutil.which("pifpaf") or ""
-        if not self.pifpaf:
-            self.skipTest("pifpaf is not installed")
+        self.pifpaf = self.pifpafCommand()
         if shutil.which("etcdctl") is None:
             self.skipTest("pifpaf's etcd driver runs etcdctl (Debian: etcd-client)")
         port = self.useFixture(PortFixture()).port

@@ -439,9 +439,7 @@ class TestMemcachedTlsCli(test_cli.CliTestCase):
             import pifpaf  # noqa: F401
         except ImportError:
             self.skipTest("pifpaf is not installed: nothing to compare with")
-        self.pifpaf = os.path.join(os.path.dirname(sys.executable), "pifpaf")
-        if not os.access(self.pifpaf, os.X_OK):
-            self.skipTest("pifpaf's command is not beside this Python")
+        self.pifpaf = self.pifpafCommand()
         given = self.useFixture(GivenFiles()).files
         files = [
             "--ssl_chain_cert",

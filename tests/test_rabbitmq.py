@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import typing
@@ -229,11 +228,7 @@ class TestRabbitmqPifpaf(CliTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.pifpaf = os.path.join(os.path.dirname(sys.executable), "pifpaf")
-        if not os.access(self.pifpaf, os.X_OK):
-            self.pifpaf = shutil.which("pifpaf") or ""
-        if not self.pifpaf:
-            self.skipTest("pifpaf is not installed: nothing to compare with")
+        self.pifpaf = self.pifpafCommand()
 
     def killPifpafEpmd(self, port: int) -> None:
         """The ``epmd -daemon`` pifpaf's node started on ``port``."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import sys
 import typing
 
 import redis
@@ -360,11 +359,7 @@ class PifpafComparison(test_cli.CliTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.pifpaf = os.path.join(os.path.dirname(sys.executable), "pifpaf")
-        if not os.access(self.pifpaf, os.X_OK):
-            self.pifpaf = shutil.which("pifpaf") or ""
-        if not self.pifpaf:
-            self.skipTest("pifpaf is not installed (pip install pifpaf): nothing to compare with")
+        self.pifpaf = self.pifpafCommand()
         for program, package in self.programs:
             if not shutil.which(program):
                 self.skipTest(

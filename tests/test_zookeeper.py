@@ -277,11 +277,7 @@ class TestZookeeperPifpaf(test_cli.CliTestCase):
         if daemon_base.IS_ROOT:
             # Against the real pifpaf: it starts ZooKeeper through Debian's
             # zkServer.sh, which works as root.
-            self.pifpaf = os.path.join(os.path.dirname(sys.executable), "pifpaf")
-            if not os.access(self.pifpaf, os.X_OK):
-                self.skipTest(
-                    "pifpaf is not installed (pip install pifpaf): nothing to compare with"
-                )
+            self.pifpaf = self.pifpafCommand()
             port = str(self.useFixture(PortFixture()).port)
             theirs, ours = self.environments("zookeeper", ["--port", port], [])
             self.assertEqual(PIFPAF_EXPORTS, theirs)

@@ -762,6 +762,42 @@ class TestOtherCommands(CliTestCase):
         self.assertEqual(1, len(result.stderr.splitlines()), result.stderr)
         self.assertIn("/nonexistent/schema.sql", result.stderr)
 
+    def test_version(self) -> None:
+        result = self.cli("--version")
+        self.assertStatus(0, result)
+        self.assertRegex(result.stdout, r"^fixtures-daemons \S+\n$")
+
+    def test_did_you_mean(self) -> None:
+        for args, suggestion in (
+            (("run", "postgrsql", "--", "true"), "did you mean 'postgresql'?"),
+            (("lsit",), "did you mean 'list'?"),
+            (("run", "redis", "--databse", "3", "--", "true"), "did you mean '--databases'?"),
+        ):
+            result = self.cli(*args)
+            self.assertStatus(2, result)
+            self.assertIn(suggestion, result.stderr)
+            self.assertEqual(1, len(result.stderr.splitlines()), result.stderr)
+
+    def test_a_reader_that_goes_away(self) -> None:
+        # fixtures-daemons list | head: no traceback, the pipe's status.
+        reader, writer = os.pipe()
+        os.close(reader)
+        try:
+            result = subprocess.run(
+                CLI + ["list"],
+                cwd=base.REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=writer,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        finally:
+            os.close(writer)
+        self.assertEqual(128 + signal.SIGPIPE, result.returncode, result.stderr)
+        self.assertEqual("", result.stderr)
+
     def test_a_pifpaf_daemon_we_do_not_have(self) -> None:
         result = self.cli("run", "mongodb", "--", "true")
         self.assertStatus(2, result)

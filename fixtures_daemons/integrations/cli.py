@@ -11,7 +11,9 @@ named daemons that outlive a run. See doc/source/user/cli.rst.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -47,7 +49,35 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
-        raise UsageError("%s (see %s --help)" % (message, self.prog))
+        raise UsageError(
+            "%s%s (see %s --help)" % (message, _did_you_mean(self, message), self.prog)
+        )
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option of ``parser`` and of its subcommands."""
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _option_strings(sub)
+    return found
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
+    """``; did you mean 'postgresql'?`` for a misspelt daemon, command or
+    option, when one is close."""
+    match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if match:
+        wanted, choices = match.group(1), re.findall(r"'?([\w.-]+)'?", match.group(2))
+    else:
+        match = re.search(r"unrecognized arguments: (\S+)", message)
+        if not match:
+            return ""
+        wanted, choices = match.group(1).split("=")[0], sorted(_option_strings(parser))
+    close = difflib.get_close_matches(wanted, choices, n=1)
+    return "; did you mean %r?" % close[0] if close else ""
 
 
 def _add_env_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -102,6 +132,7 @@ def build_parser(only: typing.Collection[str] | None = None) -> argparse.Argumen
     (see doc/source/design.rst, 'The CLI's options')."""
     parser = _Parser(prog=PROG, description="Real, throw-away daemons for test runs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
     _add_env_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -450,6 +481,15 @@ def _refuse_missing_pifpaf_daemon(args: list[str], known: set[str]) -> None:
             )
 
 
+def _version() -> str:
+    import importlib.metadata  # here: it costs every other run 10 ms
+
+    try:
+        return importlib.metadata.version("fixtures-daemons")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: typing.Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command: list[str] = []
@@ -457,6 +497,21 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         split = args.index("--")
         args, command = args[:split], args[split + 1 :]
     debug = "--debug" in args
+    if args[:1] == ["--version"]:
+        print("%s %s" % (PROG, _version()))
+        return 0
+    try:
+        return _main(args, command, debug)
+    except BrokenPipeError:
+        # The reader went away (``| head``): no traceback, and no second
+        # error when Python flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
+
+
+def _main(args: list[str], command: list[str], debug: bool) -> int:
     try:
         # The daemons named on the command line, if any (a word that is
         # also an option's value only adds a subparser); none: all of them,
@@ -491,6 +546,8 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
             raise
         _complain(str(exc))
         return EXIT_DAEMON
+    except BrokenPipeError:
+        raise
     except Exception as exc:
         if debug:
             raise

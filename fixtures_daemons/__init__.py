@@ -14,6 +14,7 @@ from fixtures_daemons.base.namespaces import (
     WholeDaemon,
 )
 from fixtures_daemons.base.resources import DaemonResource, optimise_module, optimise_package
+from fixtures_daemons.base.skipping import installed, skip_unless_installed
 from fixtures_daemons.base.templates import cache_root, clear_cache
 from fixtures_daemons.daemons.etcd import EtcdFixture, EtcdResource
 from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResource
@@ -95,9 +96,11 @@ __all__ = [
     "ZookeeperResource",
     "cache_root",
     "clear_cache",
+    "installed",
     "namespaces",
     "optimise_module",
     "optimise_package",
     "probes",
     "reserve_port",
+    "skip_unless_installed",
 ]

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import os
 import typing
+import unittest
 
+import fixtures
 import redis
+import testtools
 
+import fixtures_daemons
 from fixtures_daemons import (
     CommandFailed,
+    Executable,
+    ExecutableNotFound,
     MemcachedFixture,
     MisuseError,
     PortUnavailable,
@@ -194,3 +200,39 @@ class TestDaemonBase(daemon_base.DaemonTestCase):
         )
         self.assertIn("fxd-no-such-user", str(error))
         self.assertNothingLeft(temp_root, tagged)
+
+
+class TestSkipping(daemon_base.DaemonTestCase):
+    """A missing program as a skipped test, when asked."""
+
+    def test_skip_unless_installed(self) -> None:
+        self.assertTrue(fixtures_daemons.installed(RedisFixture))
+        self.assertFalse(fixtures_daemons.installed(NotInstalled))
+
+        @fixtures_daemons.skip_unless_installed(NotInstalled)
+        class Inner(testtools.TestCase):
+            def test_it(self) -> None:
+                raise AssertionError("ran although its daemon is missing")
+
+        result = testtools.TestResult()
+        Inner("test_it").run(result)
+        self.assertTrue(result.wasSuccessful(), result.errors + result.failures)
+        [(reason, _)] = result.skip_reasons.items()
+        self.assertIn("no-such-daemon-program", str(reason))
+
+    def test_skip_missing_variable(self) -> None:
+        temp_root = self.ownTempRoot()
+        error = self.assertSetUpRaises(ExecutableNotFound, NotInstalled(temp_root=temp_root))
+        self.useFixture(fixtures.EnvironmentVariable("FIXTURES_DAEMONS_SKIP_MISSING", "1"))
+        skip = self.assertSetUpRaises(unittest.SkipTest, NotInstalled(temp_root=temp_root))
+        self.assertEqual(str(error), str(skip))
+        self.assertEqual([], os.listdir(temp_root))
+
+
+class NotInstalled(RedisFixture):
+    """A daemon whose program is nowhere."""
+
+    daemon_name = "notinstalled"
+    executable = Executable(
+        names=("no-such-daemon-program",), packages={"Debian/Ubuntu": "no-such-package"}
+    )

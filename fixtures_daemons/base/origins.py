@@ -23,7 +23,8 @@ import typing
 
 from fixtures_daemons.base.binaries import find_executable
 from fixtures_daemons.base.endpoint import Endpoint
-from fixtures_daemons.errors import AttachError, DaemonExited, StateError
+from fixtures_daemons.base.skipping import skipping_missing
+from fixtures_daemons.errors import AttachError, DaemonExited, ExecutableNotFound, StateError
 from fixtures_daemons.process import _reaper
 from fixtures_daemons.process.fixture import ProcessFixture
 from fixtures_daemons.process.ports import PortFixture
@@ -92,7 +93,10 @@ class Spawned(Origin):
     def acquire(self, fixture: DaemonFixture) -> Endpoint:
         name = fixture.daemon_name
         fixture.spawning = True
-        fixture.binary = find_executable(fixture.executable, fixture.requested_binary, name)
+        try:
+            fixture.binary = find_executable(fixture.executable, fixture.requested_binary, name)
+        except ExecutableNotFound as exc:
+            raise skipping_missing(exc) from None
         wanted = fixture.os_user or (default_daemon_user() if fixture.refuses_root else None)
         fixture.run_as = run_as = resolve_user(wanted, name)
         temp_dir = PrivateDirFixture(name, fixture.temp_root, run_as)

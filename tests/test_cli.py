@@ -762,6 +762,12 @@ class TestOtherCommands(CliTestCase):
         self.assertEqual(1, len(result.stderr.splitlines()), result.stderr)
         self.assertIn("/nonexistent/schema.sql", result.stderr)
 
+    def test_a_command_without_the_double_dash(self) -> None:
+        # As pifpaf takes it: `run redis env`.
+        result = self.cli("run", "redis", "sh", "-c", "echo port=$FIXTURES_DAEMONS_REDIS_PORT")
+        self.assertStatus(0, result)
+        self.assertRegex(result.stdout, r"^port=\d+\n$")
+
     def test_version(self) -> None:
         result = self.cli("--version")
         self.assertStatus(0, result)

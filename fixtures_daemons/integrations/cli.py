@@ -522,7 +522,15 @@ def _main(args: list[str], command: list[str], debug: bool) -> int:
         if not named:
             named = set(registry.daemon_names()) & set(args)
             _refuse_missing_pifpaf_daemon(args, named)
-        ns = build_parser(named).parse_args(args)
+        parser = build_parser(named)
+        ns, extra = parser.parse_known_args(args)
+        if extra:
+            # pifpaf runs `pifpaf run redis env`: a command without `--`,
+            # after the daemon's options.
+            if ns.command == "run" and not command and not extra[0].startswith("-"):
+                command = extra
+            else:
+                parser.error("unrecognized arguments: %s" % " ".join(extra))
         if getattr(ns, "daemon", None):
             ns.daemon = registry.canonical_name(ns.daemon)
         if command and ns.command != "run":

@@ -501,7 +501,11 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         print("%s %s" % (PROG, _version()))
         return 0
     try:
-        return _main(args, command, debug)
+        status = _main(args, command, debug)
+        # Flushed here, where a reader that went away is caught, not at
+        # exit, where Python prints "Exception ignored" and exits 120.
+        sys.stdout.flush()
+        return status
     except BrokenPipeError:
         # The reader went away (``| head``): no traceback, and no second
         # error when Python flushes stdout at exit.

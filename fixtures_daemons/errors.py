@@ -245,20 +245,31 @@ class CommandFailed(DaemonError):
     """A helper command (initialisation, a client call) failed.
 
     :ivar command: the command line.
-    :ivar returncode: its exit status.
+    :ivar returncode: its exit status; None when it did not finish within
+        ``timeout`` and was killed.
     :ivar output: what it printed.
+    :ivar timeout: the bound it was given, in seconds.
     """
 
     def __init__(
-        self, name: str, command: typing.Sequence[str], returncode: int, output: str = ""
+        self,
+        name: str,
+        command: typing.Sequence[str],
+        returncode: int | None,
+        output: str = "",
+        timeout: float | None = None,
     ) -> None:
         super().__init__(name, log_tail=output)
         self.command = list(command)
         self.returncode = returncode
         self.output = output
+        self.timeout = timeout
 
     def _describe(self) -> str:
-        return "%s exited with code %s" % (" ".join(str(a) for a in self.command), self.returncode)
+        command = " ".join(str(a) for a in self.command)
+        if self.returncode is None:
+            return "%s did not finish within %s s, and was killed" % (command, self.timeout)
+        return "%s exited with code %s" % (command, self.returncode)
 
 
 class StateError(DaemonError):

@@ -20,6 +20,7 @@ import testtools
 from testtools.testresult.doubles import ExtendedTestResult
 
 from fixtures_daemons import (
+    CommandFailed,
     DaemonExited,
     ExecutableNotFound,
     MisuseError,
@@ -31,6 +32,7 @@ from fixtures_daemons import (
     probes,
 )
 from fixtures_daemons.process._fixture import Fixture
+from fixtures_daemons.process.commands import run_command
 from fixtures_daemons.process.probes import LogPattern, ProbeContext, Tcp
 from fixtures_daemons.process.tempdirs import PREFIX
 from fixtures_daemons.process.waiting import wait_for
@@ -612,3 +614,23 @@ class TestTempRoots(base.TestCase):
         self.useFixture(fixtures.EnvironmentVariable("FIXTURES_DAEMONS_TMPDIR", "rel"))
         error = self.assertSetUpFails(TempDirError, ProcessFixture(self.program("ready-after", 0)))
         self.assertIn("$FIXTURES_DAEMONS_TMPDIR is a relative path", str(error))
+
+
+class TestRunCommand(base.TestCase):
+    """Helper programs (init tools, clients, openssl) run to their end."""
+
+    def test_output_and_failure(self) -> None:
+        self.assertEqual("out\n", run_command(["sh", "-c", "echo out"], "helper", 10))
+        error = self.assertRaises(
+            CommandFailed, run_command, ["sh", "-c", "echo oops >&2; exit 3"], "helper", 10
+        )
+        self.assertEqual(3, error.returncode)
+        self.assertEqual("oops\n", error.output)
+        self.assertIn("exited with code 3", str(error))
+
+    def test_a_helper_that_hangs_is_killed_at_its_bound(self) -> None:
+        start = time.monotonic()
+        error = self.assertRaises(CommandFailed, run_command, ["sleep", "30"], "sleeper", 0.3)
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertIsNone(error.returncode)
+        self.assertIn("did not finish within 0.3 s", str(error))

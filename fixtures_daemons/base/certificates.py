@@ -27,13 +27,13 @@ import dataclasses
 import ipaddress
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import typing
 
 from fixtures_daemons.base.binaries import Executable, find_executable
-from fixtures_daemons.errors import CertificateError, CommandFailed
+from fixtures_daemons.errors import CertificateError
+from fixtures_daemons.process.commands import run_command
 from fixtures_daemons.process.tempdirs import PREFIX, default_temp_root
 from fixtures_daemons.process.users import RunAs
 
@@ -103,24 +103,7 @@ def _subject_alt_names(hosts: typing.Sequence[str]) -> str:
 
 
 def _openssl(arguments: typing.Sequence[str], directory: str, openssl: str) -> None:
-    command = [openssl, *arguments]
-    try:
-        result = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=directory,
-            timeout=OPENSSL_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        output = (exc.output or b"").decode("utf-8", "replace")
-        raise CommandFailed("openssl", command, -1, output) from None
-    if result.returncode != 0:
-        raise CommandFailed(
-            "openssl", command, result.returncode, result.stdout.decode("utf-8", "replace")
-        )
+    run_command([openssl, *arguments], "openssl", OPENSSL_TIMEOUT, cwd=directory)
 
 
 class _Workspace:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import typing
 
 import fixtures
@@ -37,9 +36,10 @@ from fixtures_daemons.base.binaries import Executable, program_version
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.origins import Attached, Named, Origin, Spawned, state_value
 from fixtures_daemons.base.templates import TemplateCache
-from fixtures_daemons.errors import CommandFailed, DefinitionError, MisuseError, NotOwnedError
+from fixtures_daemons.errors import DefinitionError, MisuseError, NotOwnedError
 from fixtures_daemons.process import _reaper
 from fixtures_daemons.process._fixture import Fixture
+from fixtures_daemons.process.commands import run_command
 from fixtures_daemons.process.fixture import ProcessFixture
 from fixtures_daemons.process.probes import Probe
 from fixtures_daemons.process.users import RunAs
@@ -399,23 +399,17 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
             os.chown(path, self.run_as.uid, self.run_as.gid)
         return path
 
+    #: The bound of one :meth:`run_helper` run (an initialisation that
+    #: hangs must not hang the test), unless the fixture's timeout is longer.
+    helper_timeout: typing.ClassVar[float] = 300.0
+
     def run_helper(self, command: typing.Sequence[str], what: str = "") -> str:
         """Run a helper program (an init tool, a client) as the daemon's
-        user; return its output, or raise CommandFailed with it."""
+        user; return its output, or raise CommandFailed with it (also when
+        it does not finish in time)."""
         extra: dict[str, typing.Any] = self.run_as.popen_kwargs if self.run_as else {}
-        result = subprocess.run(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd="/",
-            check=False,
-            **extra,
-        )
-        output: str = result.stdout.decode("utf-8", "replace")
-        if result.returncode != 0:
-            raise CommandFailed(what or self.daemon_name, command, result.returncode, output)
-        return output
+        timeout = max(self.timeout, self.helper_timeout)
+        return run_command(command, what or self.daemon_name, timeout, **extra)
 
     # -- what a set-up fixture is ----------------------------------------------
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import typing
 
 from fixtures_daemons.base.binaries import Executable, find_executable, sibling
 from fixtures_daemons.base.databases import DatabaseDaemonFixture, SqlAdmin, TemplateHook
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.resources import DaemonResource
-from fixtures_daemons.errors import AdminError, ExecutableNotFound
+from fixtures_daemons.errors import AdminError, CommandFailed, ExecutableNotFound
+from fixtures_daemons.process.commands import run_command
 from fixtures_daemons.process.probes import LogPattern, Probe
 
 __all__ = ["MysqlFixture", "MysqlResource", "MysqlAdmin"]
@@ -55,20 +55,13 @@ class MysqlAdmin(SqlAdmin):
         if database:
             command.append("--database=" + database)
         try:
-            result = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                cwd="/",
-                timeout=self.timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise AdminError(self.name, sql, "no answer within %.1f s" % self.timeout) from None
-        output = result.stdout.decode("utf-8", "replace")
-        if result.returncode != 0:
-            raise AdminError(self.name or "mysql", sql, output.strip())
+            output = run_command(command, self.name or "mysql", self.timeout)
+        except CommandFailed as exc:
+            if exc.returncode is None:
+                reason = "no answer within %.1f s" % self.timeout
+            else:
+                reason = exc.output.strip()
+            raise AdminError(self.name or "mysql", sql, reason) from None
         return [line.split("\t") for line in output.splitlines() if line]
 
     def answers(self) -> bool:

@@ -64,8 +64,8 @@ def close_sentinel(sentinel: Sentinel) -> None:
         connection.close()
 
 
-class TestRedis(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_base.DaemonTestCase):
-    daemon_class = RedisFixture
+class RedisClient:
+    """How the contracts talk to Redis and Valkey: redis-py on the URL."""
 
     def write(self, fixture: RedisFixture, key: str, value: str) -> None:
         with client(fixture) as r:
@@ -76,9 +76,18 @@ class TestRedis(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_b
             value: str | None = r.get(key)
         return value
 
-    def assertCannotConnect(self, fixture: RedisFixture) -> None:
+    def assertCannotConnect(self: typing.Any, fixture: RedisFixture) -> None:
         with client(fixture) as r:
             self.assertRaises(redis.exceptions.ConnectionError, r.ping)
+
+
+class TestRedis(
+    RedisClient,
+    daemon_base.DaemonContract,
+    daemon_base.AttachContract,
+    daemon_base.DaemonTestCase,
+):
+    daemon_class = RedisFixture
 
     # -- Redis specifics -------------------------------------------------------
 

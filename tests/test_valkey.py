@@ -11,14 +11,13 @@ import os
 import typing
 
 import fixtures
-import redis
 
 from fixtures_daemons import DaemonFixture, Endpoint, ExecutableNotFound, RedisFixture
 from fixtures_daemons.base.binaries import find_executable
 from fixtures_daemons.daemons.valkey import ValkeyFixture, ValkeyResource
 from fixtures_daemons.integrations import registry
 from tests import daemon_base
-from tests.test_redis import PifpafComparison, client, close_sentinel, sentinel_of
+from tests.test_redis import PifpafComparison, RedisClient, client, close_sentinel, sentinel_of
 
 
 def _valkey_missing() -> str:
@@ -38,7 +37,7 @@ VALKEY_MISSING = _valkey_missing()
 
 
 class TestValkey(
-    daemon_base.DaemonContract, daemon_base.AttachContract, daemon_base.DaemonTestCase
+    RedisClient, daemon_base.DaemonContract, daemon_base.AttachContract, daemon_base.DaemonTestCase
 ):
     daemon_class = ValkeyFixture
 
@@ -46,19 +45,6 @@ class TestValkey(
         if VALKEY_MISSING:
             self.skipTest(VALKEY_MISSING)
         super().setUp()
-
-    def write(self, fixture: ValkeyFixture, key: str, value: str) -> None:
-        with client(fixture) as r:
-            r.set(key, value)
-
-    def read(self, fixture: ValkeyFixture, key: str) -> str | None:
-        with client(fixture) as r:
-            value: str | None = r.get(key)
-        return value
-
-    def assertCannotConnect(self, fixture: ValkeyFixture) -> None:
-        with client(fixture) as r:
-            self.assertRaises(redis.exceptions.ConnectionError, r.ping)
 
     # -- Valkey specifics ------------------------------------------------------
 

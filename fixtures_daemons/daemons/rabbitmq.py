@@ -539,12 +539,18 @@ class RabbitmqFixture(DaemonFixture):
                 "ok -> ok; {ok, already_member} -> ok end, ok = rabbit:start(), ok." % first,
                 "join_cluster %s" % first,
             )
-        running = self.member_admin(1).rpc("length(rabbit_nodes:all_running()).", "cluster_status")
-        if running != str(self.cluster_size):
+        # A node that just joined is known to the others a moment later.
+        first_admin = self.member_admin(1)
+
+        def all_running() -> str:
+            return first_admin.rpc("length(rabbit_nodes:all_running()).", "cluster_status")
+
+        wanted = str(self.cluster_size)
+        if not wait_for(lambda: all_running() == wanted, deadline.remaining()):
             raise AdminError(
                 self.daemon_name,
                 "cluster_status",
-                "%s nodes running, not %d" % (running, self.cluster_size),
+                "%s nodes running, not %s" % (all_running(), wanted),
             )
 
     def member_admin(self, member: int) -> RabbitmqAdmin:

@@ -18,7 +18,7 @@ import typing
 __all__ = ["Option", "daemon_options", "add_arguments", "kwargs_from"]
 
 #: Parameters that are the CLI's business, not the user's.
-HIDDEN = {"env_prefix", "export_env", "reuse", "mode", "share"}
+HIDDEN = {"env_prefix", "export_env", "reuse", "mode", "share", "upstream"}
 
 # A parameter's text runs to the next field (":param x:", ":ivar y:"), not to
 # the next line that starts with a role (":class:`...`" continues it).

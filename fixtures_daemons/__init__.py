@@ -19,10 +19,13 @@ from fixtures_daemons.base.templates import cache_root, clear_cache
 from fixtures_daemons.daemons.etcd import EtcdFixture, EtcdResource
 from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResource
 from fixtures_daemons.daemons.mysql import MysqlFixture, MysqlResource
+from fixtures_daemons.daemons.nginx import NginxFixture, NginxResource
+from fixtures_daemons.daemons.pgbouncer import PgbouncerFixture, PgbouncerResource
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture, PostgresqlResource
 from fixtures_daemons.daemons.rabbitmq import RabbitmqFixture, RabbitmqResource
 from fixtures_daemons.daemons.redis import RedisFixture, RedisResource
 from fixtures_daemons.daemons.valkey import ValkeyFixture, ValkeyResource
+from fixtures_daemons.daemons.xvfb import XvfbFixture, XvfbResource
 from fixtures_daemons.daemons.zookeeper import ZookeeperFixture, ZookeeperResource
 from fixtures_daemons.errors import (
     AdminError,
@@ -73,7 +76,11 @@ __all__ = [
     "MysqlFixture",
     "MysqlResource",
     "Namespace",
+    "NginxFixture",
+    "NginxResource",
     "NotOwnedError",
+    "PgbouncerFixture",
+    "PgbouncerResource",
     "PortFixture",
     "PortReservation",
     "PortUnavailable",
@@ -92,6 +99,8 @@ __all__ = [
     "ValkeyFixture",
     "ValkeyResource",
     "WholeDaemon",
+    "XvfbFixture",
+    "XvfbResource",
     "ZookeeperFixture",
     "ZookeeperResource",
     "cache_root",

@@ -105,12 +105,14 @@ def ask(port: int, request: bytes, expect: bytes) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Daemon:
-    """One daemon: its fixture class, its floor and its pifpaf driver."""
+    """One daemon: its fixture class, its floor and its pifpaf driver
+    (None when pifpaf has no such daemon: the table leaves its column
+    empty)."""
 
     name: str
     fixture: str  # class name in fixtures_daemons
     floor: type[Floor]
-    pifpaf: typing.Callable[[int, str], fixtures.Fixture]
+    pifpaf: typing.Callable[[int, str], fixtures.Fixture] | None
     #: pifpaf's median over ours at least this, or ours over the floor's at
     #: most this (the floors the library promises).
     min_x_pifpaf: float | None = None

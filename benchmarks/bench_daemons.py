@@ -553,7 +553,8 @@ def format_table(samples: typing.Mapping[str, typing.Mapping[str, typing.Sequenc
     rows: list[tuple[str, ...]] = []
     for daemon, per_contender in samples.items():
         stats = {name: _bench.summarize(values) for name, values in per_contender.items()}
-        floor, pifpaf = stats[FLOOR].median, stats[PIFPAF].median
+        floor = stats[FLOOR].median
+        pifpaf = stats[PIFPAF].median if PIFPAF in stats else None
         for i, (name, s) in enumerate(stats.items()):
             rows.append(
                 (
@@ -563,7 +564,7 @@ def format_table(samples: typing.Mapping[str, typing.Mapping[str, typing.Sequenc
                     "%.1f" % (s.minimum * 1e3),
                     "%.1f" % (s.p90 * 1e3),
                     _ratio_cell(s.median / floor),
-                    _ratio_cell(s.median / pifpaf),
+                    _ratio_cell(s.median / pifpaf) if pifpaf else "-",
                 )
             )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -586,9 +587,9 @@ def check_floors(
         daemon = DAEMONS[name]
         ours = statistics.median(per_contender[FIXTURE])
         floor = statistics.median(per_contender[FLOOR])
-        pifpaf = statistics.median(per_contender[PIFPAF])
         checks = []
-        if daemon.min_x_pifpaf is not None:
+        if daemon.min_x_pifpaf is not None and PIFPAF in per_contender:
+            pifpaf = statistics.median(per_contender[PIFPAF])
             ratio = pifpaf / ours
             ok = ratio >= daemon.min_x_pifpaf
             checks.append(
@@ -616,7 +617,7 @@ def versions(names: typing.Iterable[str]) -> list[str]:
     for name in names:
         cls = getattr(fixtures_daemons, DAEMONS[name].fixture)
         binary = find_executable(cls.executable, None, name)
-        version = (program_version(binary).splitlines() or ["?"])[0]
+        version = (program_version(binary, cls.executable.version_args).splitlines() or ["?"])[0]
         lines.append("%s: %s (%s)" % (name, binary, version))
     return lines
 
@@ -675,8 +676,9 @@ def measure_daemon(
             contenders: dict[str, _bench.Run] = {
                 FLOOR: floor,
                 FIXTURE: FixtureRun(cls, root, fixture_dirs, daemon.fixture_kwargs),
-                PIFPAF: PifpafRun(daemon.pifpaf, pifpaf_port.port, pifpaf_root),
             }
+            if daemon.pifpaf is not None:
+                contenders[PIFPAF] = PifpafRun(daemon.pifpaf, pifpaf_port.port, pifpaf_root)
             return _bench.measure(contenders, rounds, warmup)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

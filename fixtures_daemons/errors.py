@@ -16,6 +16,7 @@ __all__ = [
     "ExecutableNotFound",
     "StartupTimeout",
     "DaemonExited",
+    "DaemonDied",
     "PortUnavailable",
     "TempDirError",
     "UserError",
@@ -178,6 +179,24 @@ class DaemonExited(DaemonError):
                 " (a program that forks into the background exits 0 at once: run it in "
                 "the foreground, with its --foreground or --nodaemon option or the like)"
             )
+        if self.command:
+            text += "; command: %s" % " ".join(str(arg) for arg in self.command)
+        return text
+
+
+class DaemonDied(DaemonExited):
+    """The daemon was ready, then exited on its own while the test used it
+    (a crash, the OOM killer, a kill from outside); raised by cleanUp,
+    after everything was stopped and removed. A test that stops the daemon
+    on purpose calls the process fixture's ``stop()`` first.
+    """
+
+    def _describe(self) -> str:
+        if isinstance(self.returncode, int) and self.returncode < 0:
+            how = "was killed by signal %d" % -self.returncode
+        else:
+            how = "exited with code %s" % (self.returncode,)
+        text = "%s while in use, after it was ready (see its log below)" % how
         if self.command:
             text += "; command: %s" % " ".join(str(arg) for arg in self.command)
         return text

@@ -291,6 +291,27 @@ class TestRunCommand(CliTestCase):
         result = self.cli("run", "redis", "--", "sh", "-c", "kill -KILL $$")
         self.assertStatus(128 + signal.SIGKILL, result)
 
+    def test_daemon_that_dies_during_the_command_is_reported(self) -> None:
+        # The command kills the daemon (as a crash or the OOM killer would)
+        # and waits until it is gone (a zombie until the tool reaps it); then
+        # exits with the given status.
+        kill = (
+            "import json, os, psutil, signal, sys\n"
+            "state = json.loads(os.environ['FIXTURES_DAEMONS_MEMCACHED_STATE'])\n"
+            "daemon = psutil.Process(state['endpoint']['pid'])\n"
+            "daemon.send_signal(signal.SIGKILL)\n"
+            "from fixtures_daemons.process.waiting import wait_for\n"
+            "gone = lambda: not daemon.is_running() or daemon.status() == psutil.STATUS_ZOMBIE\n"
+            "assert wait_for(gone, 30)\n"
+            "sys.exit(int(sys.argv[1]))\n"
+        )
+        for command_status, expected in ((0, 3), (5, 5)):
+            result = self.cli(
+                "run", "memcached", "--", sys.executable, "-c", kill, str(command_status)
+            )
+            self.assertStatus(expected, result)
+            self.assertIn("was killed by signal %d while in use" % signal.SIGKILL, result.stderr)
+
     def test_pifpaf_style(self) -> None:
         env = self.runDump("run", "--style", "pifpaf", "redis")
         port = env["FIXTURES_DAEMONS_REDIS_PORT"]
@@ -305,8 +326,9 @@ class TestRunCommand(CliTestCase):
         self.assertEqual(url, env["CACHE_URL"])
         self.assertEqual(url, env["CACHE_MEMCACHED_URL"])
         self.assertEqual("memcached", env["CACHE_DAEMON"])
-        self.assertEqual(url, env["FIXTURES_DAEMONS_URLS"])
+        self.assertEqual(url, env["PIFPAF_URLS"])  # pifpaf's default, as with pifpaf
         self.assertNotIn("FIXTURES_DAEMONS_URL", env)
+        self.assertNotIn("FIXTURES_DAEMONS_URLS", env)
         # -e after run works as well.
         env = self.runDump("run", "-e", "CACHE", "--style", "native", "memcached")
         self.assertEqual("memcached://127.0.0.1:%s" % env["CACHE_MEMCACHED_PORT"], env["CACHE_URL"])
@@ -338,6 +360,14 @@ class TestRunCommand(CliTestCase):
         self.assertStatus(0, result)
         self.assertEqual("postgres|42\n", result.stdout)
 
+    def test_mysql_client_needs_no_options(self) -> None:
+        client = shutil.which("mariadb") or shutil.which("mysql")
+        if client is None:
+            self.skipTest("the mysql client is not installed")
+        result = self.cli("run", "mysql", "--", client, "-NBe", "SELECT DATABASE() IS NULL, 6 * 7")
+        self.assertStatus(0, result)
+        self.assertEqual("1\t42\n", result.stdout)
+
     def test_nested_daemons(self) -> None:
         path = os.path.join(self.work, "env.json")
         result = self.cli(
@@ -353,18 +383,21 @@ class TestRunCommand(CliTestCase):
         self.assertEqual(index, env["INDEX_POSTGRESQL_URL"])
         self.assertTrue(index.startswith("postgresql://localhost/postgres?host="), index)
         self.assertEqual(env["INDEX_DATA"], env["PGHOST"])
-        self.assertEqual("%s;%s" % (storage, index), env["FIXTURES_DAEMONS_URLS"])
+        self.assertEqual("%s;%s" % (storage, index), env["PIFPAF_URLS"])
 
     def test_global_urls_variable_renamed(self) -> None:
+        # -g alone: the variables are pifpaf's PIFPAF_*, as with pifpaf.
         env = self.runDump(
             "-g", "ALL_URLS", "run", "redis", "--", *CLI, "-g", "ALL_URLS", "run", "memcached"
         )
         self.assertEqual(
             "redis://localhost:%s;memcached://localhost:%s"
-            % (env["FIXTURES_DAEMONS_REDIS_PORT"], env["FIXTURES_DAEMONS_MEMCACHED_PORT"]),
+            % (env["PIFPAF_REDIS_PORT"], env["PIFPAF_MEMCACHED_PORT"]),
             env["ALL_URLS"],
         )
+        self.assertEqual(env["PIFPAF_MEMCACHED_URL"], env["PIFPAF_URL"])
         self.assertNotIn("FIXTURES_DAEMONS_URLS", env)
+        self.assertNotIn("PIFPAF_URLS", env)
 
     def test_nested_runs_of_one_daemon_start_two(self) -> None:
         # The inner run sees the outer's variables (its *_STATE too) and
@@ -819,6 +852,15 @@ class TestOtherCommands(CliTestCase):
         self.assertEqual(1, len(templates), templates)
         self.assertTrue(templates[0].startswith("postgresql-"), templates)
 
+        # Where it is, what it holds, how big.
+        for show in (("cache",), ("cache", "show")):
+            result = self.cli(*show)
+            self.assertStatus(0, result)
+            lines = result.stdout.splitlines()
+            self.assertEqual("cache: %s (1 templates)" % cache, lines[0])
+            self.assertRegex(lines[1], r"^  %s +\d+\.\d MB  postgres " % templates[0])
+            self.assertRegex(lines[2], r"^  total +\d+\.\d MB$")
+
         result = self.cli("cache", "clear", "redis")
         self.assertStatus(0, result)
         self.assertEqual("", result.stdout)
@@ -826,6 +868,7 @@ class TestOtherCommands(CliTestCase):
         self.assertStatus(0, result)
         self.assertEqual("removed %s\n" % os.path.join(cache, templates[0]), result.stdout)
         self.assertFalse(os.path.exists(os.path.join(cache, templates[0])))
+        self.assertEqual("cache: %s (empty)\n" % cache, self.cli("cache").stdout)
 
     def test_daemon_help_lists_its_options(self) -> None:
         result = self.cli("run", "postgresql", "--help")

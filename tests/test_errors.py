@@ -54,6 +54,9 @@ SAMPLES: dict[type[errors.DaemonError], typing.Callable[[], errors.DaemonError]]
     errors.DaemonExited: lambda: errors.DaemonExited(
         "mysqld", 1, ["mysqld", "--datadir", "/tmp/x"], "[ERROR] Aborting"
     ),
+    errors.DaemonDied: lambda: errors.DaemonDied(
+        "redis", -11, ["redis-server", "redis.conf"], "# Redis is starting"
+    ),
     errors.PortUnavailable: lambda: errors.PortUnavailable(
         "memcached", "127.0.0.1", 11211, "held by pid 42 (memcached)"
     ),
@@ -93,6 +96,7 @@ EXPECTED = {
     ],
     errors.StartupTimeout: ["redis:", "2.5 s", "TCP connect to 127.0.0.1:6379", "loading dataset"],
     errors.DaemonExited: ["mysqld:", "exited with code 1", "mysqld --datadir /tmp/x", "Aborting"],
+    errors.DaemonDied: ["redis:", "killed by signal 11 while in use", "redis.conf", "is starting"],
     errors.PortUnavailable: ["memcached:", "port 11211 on 127.0.0.1", "held by pid 42"],
     errors.TempDirError: ["pg:", "/srv/tmp", "Permission denied", "FIXTURES_DAEMONS_TMPDIR"],
     errors.UserError: ["pg:", "'postgres'", "no such user"],

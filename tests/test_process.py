@@ -21,6 +21,7 @@ from testtools.testresult.doubles import ExtendedTestResult
 
 from fixtures_daemons import (
     CommandFailed,
+    DaemonDied,
     DaemonExited,
     ExecutableNotFound,
     MisuseError,
@@ -398,6 +399,30 @@ class TestStop(base.TestCase):
         self.assertGone(process)
         self.assertEqual(-signal.SIGKILL, daemon.stop())
         self.assertIsNone(daemon.stop())
+
+    def test_death_while_in_use_is_reported_at_cleanup(self) -> None:
+        daemon = ProcessFixture(
+            self.program("ready-after", 0), probe=LogPattern(READY), name="misbehave"
+        )
+        manual = ManualFixture(self, daemon)
+        temp_dir = daemon.temp_dir
+        assert temp_dir is not None
+        process = self.handle(daemon.pid)
+        process.send_signal(signal.SIGKILL)  # a crash, the OOM killer
+        self.assertGone(process)
+        error = self.assertRaises(DaemonDied, manual.cleanUp)
+        self.assertEqual(-signal.SIGKILL, error.returncode)
+        self.assertIn("was killed by signal %d while in use" % signal.SIGKILL, str(error))
+        self.assertIn("ready", error.log_tail)  # what it logged before it died
+        self.assertDirGone(temp_dir)  # everything else was still cleaned up
+
+    def test_death_after_an_explicit_stop_is_not_reported(self) -> None:
+        daemon = ProcessFixture(
+            self.program("ready-after", 0), probe=LogPattern(READY), name="misbehave"
+        )
+        manual = ManualFixture(self, daemon)
+        daemon.stop()
+        manual.cleanUp()  # stopped on purpose: nothing to report
 
     def test_start_after_crash_clears_the_old_tree(self) -> None:
         daemon = self.useProcess("double-fork", "grandchild.pid", probe=LogPattern(READY))

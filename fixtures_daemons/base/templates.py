@@ -318,6 +318,30 @@ class TemplateCache:
             remove_tree(workdir)
             watchdog.forget_dir(workdir)
 
+    def entries(self) -> list[tuple[str, int, str]]:
+        """The cached templates: (path, size in bytes, program version),
+        sorted by path; the version is ``?`` for a damaged one (it is
+        rebuilt when next used)."""
+        found: list[tuple[str, int, str]] = []
+        if not os.path.isdir(self.root):
+            return found
+        for name in sorted(os.listdir(self.root)):
+            path = os.path.join(self.root, name)
+            if name.endswith(".lock") or name.startswith(".") or not os.path.isdir(path):
+                continue
+            size = 0
+            for top, _dirs, files in os.walk(path):
+                for file_name in files:
+                    with contextlib.suppress(OSError):
+                        size += os.lstat(os.path.join(top, file_name)).st_blocks * 512
+            try:
+                with open(os.path.join(path, _META)) as f:
+                    version = str(json.load(f).get("version", "?"))
+            except (OSError, ValueError, AttributeError):
+                version = "?"
+            found.append((path, size, version))
+        return found
+
     def clear(self, kind: str | None = None) -> list[str]:
         """Remove the templates (of ``kind``, or all); return what went."""
         removed: list[str] = []

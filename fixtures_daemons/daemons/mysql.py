@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import os
+import pwd
 import signal
 import typing
 
@@ -174,6 +177,7 @@ class MysqlFixture(DatabaseDaemonFixture):
         **kwargs: typing.Any,
     ) -> None:
         super().__init__(database=database, template=template, **kwargs)
+        self._accounts_file = ""
 
     @property
     def flavour(self) -> str:
@@ -225,6 +229,10 @@ class MysqlFixture(DatabaseDaemonFixture):
 
     def prepare(self) -> None:
         self.from_template({"files": self._INNODB_FILES}, self._build_template, self.data_dir)
+        self._accounts_file = ""
+        logins = sorted(_client_logins() - {"root"})
+        if logins:
+            self._accounts_file = self.write_file("accounts.sql", _accounts_sql(logins))
 
     def server_settings(self) -> dict[str, str]:
         settings = {
@@ -241,6 +249,8 @@ class MysqlFixture(DatabaseDaemonFixture):
             "innodb-buffer-pool-load-at-startup": "OFF",
             "skip-log-bin": "ON",
         }
+        if self._accounts_file:
+            settings["init-file"] = self._accounts_file
         settings.update(self._INNODB_FILES)
         if self.flavour == "mariadb":
             settings["innodb-use-native-aio"] = "OFF"  # tmpfs has no O_DIRECT
@@ -307,9 +317,48 @@ class MysqlFixture(DatabaseDaemonFixture):
     def pifpaf_url(self, endpoint: Endpoint) -> str:
         return "mysql://root@localhost/%s?unix_socket=%s" % (endpoint.database, endpoint.socket)
 
+    def pifpaf_raw_exports(self, endpoint: Endpoint, prefix: str) -> dict[str, str]:
+        # What the mysql client reads, so that `run mysql -- mysql` needs
+        # no options (as PGHOST for psql). TCP: an option file's socket
+        # (Debian's /etc/mysql/my.cnf names the system server's) overrides
+        # MYSQL_UNIX_PORT, but none names a port.
+        return {
+            "MYSQL_HOST": endpoint.host,
+            "MYSQL_UNIX_PORT": endpoint.socket,
+            "MYSQL_TCP_PORT": str(endpoint.port),
+        }
+
     def query(self, sql: str, database: str = "") -> list[list[str]]:
         """Run SQL with the command-line client; return the rows, as text."""
         return typing.cast(MysqlAdmin, self.admin).query(sql, database)
+
+
+def _client_logins() -> set[str]:
+    """The names the ``mysql`` client logs in with when given no ``--user``:
+    the login name (the client reads ``$USER``, else the account of its
+    uid)."""
+    logins = {pwd.getpwuid(os.geteuid()).pw_name}
+    try:
+        logins.add(getpass.getuser())
+    except (KeyError, OSError):
+        pass
+    return {name for name in logins if name}
+
+
+def _accounts_sql(logins: typing.Iterable[str]) -> str:
+    """Accounts as mighty as ``root`` for the test user's login names, from
+    the hosts ``root`` may come from, so that ``fixtures-daemons run mysql
+    -- mysql -e ...`` works without ``--user``, as ``psql`` does with
+    PostgreSQL. They open nothing that the password-less ``root`` does not
+    already."""
+    lines = []
+    for login in logins:
+        name = login.replace("\\", "\\\\").replace("'", "''")
+        for host in ("localhost", "127.0.0.1", "::1"):
+            account = "'%s'@'%s'" % (name, host)
+            lines.append("CREATE USER IF NOT EXISTS %s;" % account)
+            lines.append("GRANT ALL PRIVILEGES ON *.* TO %s WITH GRANT OPTION;" % account)
+    return "\n".join(lines) + "\n"
 
 
 class MysqlResource(DaemonResource):

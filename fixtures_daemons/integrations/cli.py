@@ -25,8 +25,8 @@ from fixtures_daemons.base.binaries import find_executable, program_version
 from fixtures_daemons.base.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.origins import state_value
-from fixtures_daemons.base.templates import clear_cache
-from fixtures_daemons.errors import DaemonError, MisuseError
+from fixtures_daemons.base.templates import TemplateCache, clear_cache
+from fixtures_daemons.errors import DaemonDied, DaemonError, MisuseError
 from fixtures_daemons.integrations import options, registry
 
 if typing.TYPE_CHECKING:
@@ -86,15 +86,17 @@ def _add_env_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
         "-e",
         "--env-prefix",
         default=default,
-        help="prefix of the exported variables (default: FIXTURES_DAEMONS); giving it (or -g) "
-        "selects pifpaf's URL formats",
+        metavar="PREFIX",
+        help="prefix of the exported variables (default: FIXTURES_DAEMONS, or PIFPAF with -g); "
+        "giving it (or -g) selects pifpaf's URL formats",
     )
     parser.add_argument(
         "-g",
         "--global-urls-variable",
         default=default,
+        metavar="VARIABLE",
         help="the variable that accumulates the URLs of nested daemons "
-        "(default: FIXTURES_DAEMONS_URLS, or PIFPAF_URLS with -e PIFPAF)",
+        "(default: FIXTURES_DAEMONS_URLS, or PIFPAF_URLS with -e)",
     )
 
 
@@ -170,8 +172,9 @@ def build_parser(only: typing.Collection[str] | None = None) -> argparse.Argumen
     stop.add_argument("--pid", type=int, help=argparse.SUPPRESS)
     stop.add_argument("--start-time", help=argparse.SUPPRESS)
 
-    cache = commands.add_parser("cache", help="the template cache")
-    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    cache = commands.add_parser("cache", help="the template cache: where it is, what it holds")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION")
+    cache_commands.add_parser("show", help="where the cache is, its templates and sizes (default)")
     clear = cache_commands.add_parser("clear", help="remove cached templates")
     clear.add_argument("daemon", nargs="?", help="only this daemon's")
     return parser
@@ -189,10 +192,12 @@ class _Env:
         self.style = getattr(ns, "style", None) or (
             "pifpaf" if prefix is not None or urls_var is not None else "native"
         )
-        self.prefix = prefix or DEFAULT_ENV_PREFIX
-        self.urls_var = urls_var or (
-            "PIFPAF_URLS" if self.prefix == "PIFPAF" else DEFAULT_ENV_PREFIX + "_URLS"
-        )
+        # As pifpaf: either option alone leaves the other at pifpaf's
+        # default (``-e X`` accumulates in PIFPAF_URLS, ``-g V`` exports
+        # PIFPAF_*), so a pifpaf command line exports what it did there.
+        pifpaf_line = prefix is not None or urls_var is not None
+        self.prefix = prefix or ("PIFPAF" if pifpaf_line else DEFAULT_ENV_PREFIX)
+        self.urls_var = urls_var or ("PIFPAF_URLS" if pifpaf_line else DEFAULT_ENV_PREFIX + "_URLS")
         self.daemon = daemon
 
     def variables(self, fixture: DaemonFixture, endpoint: Endpoint, pid: int) -> dict[str, str]:
@@ -253,6 +258,8 @@ def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
     # daemon (whose STATE variable would otherwise make it attach).
     fixture = cls(**dict(kwargs, export_env=False, mode="spawn"))
     fixture.setUp()
+    died: DaemonDied | None = None
+    status = EXIT_ERROR
     try:
         if caught:
             return 128 + caught[0]
@@ -271,8 +278,9 @@ def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
         returncode = child.wait()
         if caught:
             _stop_leftovers(left)
-            return 128 + caught[0]
-        return returncode if returncode >= 0 else 128 - returncode
+            status = 128 + caught[0]
+        else:
+            status = returncode if returncode >= 0 else 128 - returncode
     finally:
         if child is not None and child.poll() is None:
             try:
@@ -280,9 +288,18 @@ def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        fixture.cleanUp()
+        try:
+            fixture.cleanUp()
+        except DaemonDied as exc:
+            died = exc  # the daemon went while the command ran: said below
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if died is not None:
+        # Said even when the command failed (the death is its likely
+        # cause); a command that succeeded without its daemon still fails.
+        _complain(str(died))
+        return status or EXIT_DAEMON
+    return status
 
 
 def _forward(child: subprocess.Popen[bytes], signum: int, left: list[psutil.Process]) -> None:
@@ -457,9 +474,29 @@ def cmd_stop(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _size(count: int) -> str:
+    if count < 1024:
+        return "%d bytes" % count
+    value = count / 1024.0
+    for unit in ("KB", "MB"):
+        if value < 1024:
+            return "%.1f %s" % (value, unit)
+        value /= 1024
+    return "%.1f GB" % value
+
+
 def cmd_cache(ns: argparse.Namespace) -> int:
-    for path in clear_cache(ns.daemon):
-        print("removed %s" % path)
+    cache = TemplateCache()
+    if ns.cache_command == "clear":
+        for path in clear_cache(ns.daemon):
+            print("removed %s" % path)
+        return 0
+    entries = cache.entries()
+    print("cache: %s (%s)" % (cache.root, "%d templates" % len(entries) if entries else "empty"))
+    for path, size, version in entries:
+        print("  %-40s %10s  %s" % (os.path.basename(path), _size(size), version))
+    if entries:
+        print("  %-40s %10s" % ("total", _size(sum(size for _, size, _ in entries))))
     return 0
 
 

@@ -30,6 +30,7 @@ import typing
 from testtools import content, content_type
 
 from fixtures_daemons.errors import (
+    DaemonDied,
     DaemonExited,
     ExecutableNotFound,
     MisuseError,
@@ -203,7 +204,7 @@ class ProcessFixture(Fixture):
             "%s-log" % self.name,
             content.Content(content_type.UTF8_TEXT, lambda: _read_for_detail(log_path)),
         )
-        self.addCleanup(self.stop)
+        self.addCleanup(self._stop_at_cleanup)
         self.start()
 
     @property
@@ -361,6 +362,23 @@ class ProcessFixture(Fixture):
                 self._watchdog.forget_process(process.pid)
             self.process = None
         return process.returncode
+
+    def _stop_at_cleanup(self) -> None:
+        """Stop the process; if it had already exited on its own, say so.
+
+        A daemon that died while the test used it (a crash, the OOM killer)
+        is the likely cause of whatever failed; passing over it in silence
+        would leave the user with a bare connection error. The error comes
+        after everything is stopped and the rest of the cleanups have run.
+        A process stopped on purpose with :meth:`stop` before cleanUp is
+        not reported.
+        """
+        process = self.process
+        died = process is not None and process.poll() is not None
+        tail = self.log_tail() if died else ""
+        returncode = self.stop()
+        if died:
+            raise DaemonDied(self.name, returncode, self.command, tail)
 
     # -- outage testing --------------------------------------------------
 

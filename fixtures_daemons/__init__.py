@@ -17,6 +17,7 @@ from fixtures_daemons.base.resources import DaemonResource, optimise_module, opt
 from fixtures_daemons.base.skipping import installed, skip_unless_installed
 from fixtures_daemons.base.templates import cache_root, clear_cache
 from fixtures_daemons.daemons.etcd import EtcdFixture, EtcdResource
+from fixtures_daemons.daemons.influxdb import InfluxdbFixture, InfluxdbResource
 from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResource
 from fixtures_daemons.daemons.mysql import MysqlFixture, MysqlResource
 from fixtures_daemons.daemons.nginx import NginxFixture, NginxResource
@@ -57,9 +58,9 @@ __all__ = [
     "CertificateError",
     "ClientLibraryMissing",
     "CommandFailed",
+    "DaemonDied",
     "DaemonError",
     "DaemonExited",
-    "DaemonDied",
     "DaemonFixture",
     "DaemonResource",
     "Database",
@@ -71,6 +72,8 @@ __all__ = [
     "EtcdResource",
     "Executable",
     "ExecutableNotFound",
+    "InfluxdbFixture",
+    "InfluxdbResource",
     "KeyPrefix",
     "MemcachedFixture",
     "MemcachedResource",

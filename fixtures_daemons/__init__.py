@@ -37,6 +37,7 @@ from fixtures_daemons.errors import (
     DaemonError,
     DaemonExited,
     DefinitionError,
+    DisplayUnavailable,
     ExecutableNotFound,
     MisuseError,
     NotOwnedError,
@@ -47,6 +48,7 @@ from fixtures_daemons.errors import (
     UserError,
 )
 from fixtures_daemons.process import probes
+from fixtures_daemons.process.displays import DisplayFixture, DisplayReservation, reserve_display
 from fixtures_daemons.process.fixture import ProcessFixture
 from fixtures_daemons.process.ports import PortFixture, PortReservation, reserve_port
 
@@ -57,15 +59,18 @@ __all__ = [
     "CertificateError",
     "ClientLibraryMissing",
     "CommandFailed",
+    "DaemonDied",
     "DaemonError",
     "DaemonExited",
-    "DaemonDied",
     "DaemonFixture",
     "DaemonResource",
     "Database",
     "DatabaseDaemonFixture",
     "DatabaseNumber",
     "DefinitionError",
+    "DisplayFixture",
+    "DisplayReservation",
+    "DisplayUnavailable",
     "Endpoint",
     "EtcdFixture",
     "EtcdResource",
@@ -112,6 +117,7 @@ __all__ = [
     "optimise_module",
     "optimise_package",
     "probes",
+    "reserve_display",
     "reserve_port",
     "skip_unless_installed",
 ]

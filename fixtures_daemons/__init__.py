@@ -38,6 +38,7 @@ from fixtures_daemons.errors import (
     DaemonError,
     DaemonExited,
     DefinitionError,
+    DisplayUnavailable,
     ExecutableNotFound,
     MisuseError,
     NotOwnedError,
@@ -48,6 +49,7 @@ from fixtures_daemons.errors import (
     UserError,
 )
 from fixtures_daemons.process import probes
+from fixtures_daemons.process.displays import DisplayFixture, DisplayReservation, reserve_display
 from fixtures_daemons.process.fixture import ProcessFixture
 from fixtures_daemons.process.ports import PortFixture, PortReservation, reserve_port
 
@@ -67,6 +69,9 @@ __all__ = [
     "DatabaseDaemonFixture",
     "DatabaseNumber",
     "DefinitionError",
+    "DisplayFixture",
+    "DisplayReservation",
+    "DisplayUnavailable",
     "Endpoint",
     "EtcdFixture",
     "EtcdResource",
@@ -115,6 +120,7 @@ __all__ = [
     "optimise_module",
     "optimise_package",
     "probes",
+    "reserve_display",
     "reserve_port",
     "skip_unless_installed",
 ]

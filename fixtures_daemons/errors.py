@@ -18,6 +18,7 @@ __all__ = [
     "DaemonExited",
     "DaemonDied",
     "PortUnavailable",
+    "DisplayUnavailable",
     "TempDirError",
     "UserError",
     "CommandFailed",
@@ -219,6 +220,25 @@ class PortUnavailable(DaemonError):
         if self.message:
             text += " (%s)" % self.message
         return text + "; pick another port, or leave port unset to get a free one"
+
+
+class DisplayUnavailable(DaemonError):
+    """An X display number that was asked for is taken (or none was free).
+
+    :ivar display: the number (0 when none could be found).
+    """
+
+    def __init__(self, name: str, display: int, detail: str = "") -> None:
+        super().__init__(name, message=detail)
+        self.display = display
+
+    def _describe(self) -> str:
+        if not self.display:
+            return "no free X display number found (%s)" % self.message
+        return (
+            "X display :%d is taken (%s); pick another display, or leave display unset "
+            "to get a free one" % (self.display, self.message)
+        )
 
 
 class TempDirError(DaemonError):

@@ -7,10 +7,10 @@ import socket
 import subprocess
 import sys
 
+from fixtures_daemons import DisplayUnavailable
 from fixtures_daemons.process import displays
 from fixtures_daemons.process.displays import (
     DisplayFixture,
-    DisplayUnavailable,
     reserve_display,
     x_lock_path,
     x_socket_path,

@@ -60,6 +60,7 @@ SAMPLES: dict[type[errors.DaemonError], typing.Callable[[], errors.DaemonError]]
     errors.PortUnavailable: lambda: errors.PortUnavailable(
         "memcached", "127.0.0.1", 11211, "held by pid 42 (memcached)"
     ),
+    errors.DisplayUnavailable: lambda: errors.DisplayUnavailable("xvfb", 1234, "X server pid 42"),
     errors.TempDirError: lambda: errors.TempDirError("pg", "/srv/tmp", "Permission denied"),
     errors.UserError: lambda: errors.UserError("pg", "postgres", "no such user on this machine"),
     errors.CommandFailed: lambda: errors.CommandFailed(
@@ -98,6 +99,7 @@ EXPECTED = {
     errors.DaemonExited: ["mysqld:", "exited with code 1", "mysqld --datadir /tmp/x", "Aborting"],
     errors.DaemonDied: ["redis:", "killed by signal 11 while in use", "redis.conf", "is starting"],
     errors.PortUnavailable: ["memcached:", "port 11211 on 127.0.0.1", "held by pid 42"],
+    errors.DisplayUnavailable: ["xvfb:", "display :1234 is taken", "leave display unset"],
     errors.TempDirError: ["pg:", "/srv/tmp", "Permission denied", "FIXTURES_DAEMONS_TMPDIR"],
     errors.UserError: ["pg:", "'postgres'", "no such user"],
     errors.CommandFailed: ["pg:", "initdb -D /tmp/data exited with code 1", "directory exists"],

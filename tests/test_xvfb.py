@@ -18,6 +18,7 @@ import typing
 
 import fixtures
 
+from fixtures_daemons import DisplayUnavailable
 from fixtures_daemons.base.binaries import find_executable
 from fixtures_daemons.daemons.xvfb import (
     XvfbAdmin,
@@ -27,7 +28,6 @@ from fixtures_daemons.daemons.xvfb import (
 )
 from fixtures_daemons.errors import AdminError, MisuseError
 from fixtures_daemons.process.displays import (
-    DisplayUnavailable,
     reserve_display,
     x_lock_path,
     x_socket_path,

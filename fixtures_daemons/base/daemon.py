@@ -300,6 +300,12 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         endpoint gives; names without the prefix."""
         return {}
 
+    def client_exports(self, endpoint: Endpoint) -> dict[str, str]:
+        """Variables the daemon's own clients read by fixed names (X
+        clients' ``DISPLAY``), without a prefix, exported in every style:
+        while the fixture is set up, its clients find it with no options."""
+        return {}
+
     def pifpaf_url(self, endpoint: Endpoint) -> str:
         """The URL in the form pifpaf's driver exports."""
         return endpoint.url
@@ -571,6 +577,7 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         for index, (socket_name, path) in enumerate(endpoint.sockets.items()):
             env[own + ("SOCKET" if index == 0 else socket_name.upper() + "_SOCKET")] = path
         env.update({own + key: value for key, value in self.extra_exports(endpoint).items()})
+        env.update(self.client_exports(endpoint))
         if endpoint.url:
             env[prefix + "_URL"] = endpoint.url
         if style == "pifpaf":

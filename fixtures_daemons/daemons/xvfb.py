@@ -29,7 +29,7 @@ import typing
 
 from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.binaries import Executable
-from fixtures_daemons.base.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
+from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.namespaces import WholeDaemon
 from fixtures_daemons.base.resources import DaemonResource
@@ -297,14 +297,8 @@ class XvfbFixture(DaemonFixture):
     def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
         return {"XAUTHORITY": endpoint.extra.get("xauthority", "")}
 
-    def exports_for(
-        self, endpoint: Endpoint, prefix: str = DEFAULT_ENV_PREFIX, style: str = "native"
-    ) -> dict[str, str]:
-        # The names every X client reads, unprefixed, in every style.
-        env = super().exports_for(endpoint, prefix, style)
-        env["DISPLAY"] = endpoint.display
-        env["XAUTHORITY"] = endpoint.extra.get("xauthority", "")
-        return env
+    def client_exports(self, endpoint: Endpoint) -> dict[str, str]:
+        return {"DISPLAY": endpoint.display, "XAUTHORITY": endpoint.extra.get("xauthority", "")}
 
     def reset(self) -> None:
         """Restart the server on the same display: a fresh X server

@@ -28,12 +28,11 @@ import random
 import socket
 import stat
 
-from fixtures_daemons.errors import DaemonError
+from fixtures_daemons.errors import DisplayUnavailable
 from fixtures_daemons.process._fixture import Fixture
 from fixtures_daemons.process.locks import try_lock
 
 __all__ = [
-    "DisplayUnavailable",
     "DisplayReservation",
     "DisplayFixture",
     "reserve_display",
@@ -51,26 +50,6 @@ X_SOCKET_DIR = "/tmp/.X11-unix"
 #: ``xvfb-run`` (99) use. ``-nolisten tcp``: no TCP port (6000 + n) is involved.
 _LOW, _HIGH = 1000, 29999
 _ATTEMPTS = 200
-
-
-# -- an error for the base: see the report ------------------------------------
-class DisplayUnavailable(DaemonError):
-    """An X display number that was asked for is taken (or none was free).
-
-    :ivar display: the number (0 when none could be found).
-    """
-
-    def __init__(self, name: str, display: int, detail: str = "") -> None:
-        super().__init__(name, message=detail)
-        self.display = display
-
-    def _describe(self) -> str:
-        if not self.display:
-            return "no free X display number found (%s)" % self.message
-        return (
-            "X display :%d is taken (%s); pick another display, or leave display unset "
-            "to get a free one" % (self.display, self.message)
-        )
 
 
 def x_lock_path(display: int) -> str:

@@ -17,6 +17,7 @@ from fixtures_daemons.base.resources import DaemonResource, optimise_module, opt
 from fixtures_daemons.base.skipping import installed, skip_unless_installed
 from fixtures_daemons.base.templates import cache_root, clear_cache
 from fixtures_daemons.daemons.etcd import EtcdFixture, EtcdResource
+from fixtures_daemons.daemons.httpbin import HttpbinFixture, HttpbinResource
 from fixtures_daemons.daemons.influxdb import InfluxdbFixture, InfluxdbResource
 from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResource
 from fixtures_daemons.daemons.mysql import MysqlFixture, MysqlResource
@@ -77,6 +78,8 @@ __all__ = [
     "EtcdResource",
     "Executable",
     "ExecutableNotFound",
+    "HttpbinFixture",
+    "HttpbinResource",
     "InfluxdbFixture",
     "InfluxdbResource",
     "KeyPrefix",

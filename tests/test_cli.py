@@ -57,11 +57,10 @@ CONFIG_SUFFIXES = (
     "CACHE_DIR",
     "STATE_DIR",
     "TAG",
-    "POSTGRES",
-    "MYSQLD",
-    "REDIS_SERVER",
-    "VALKEY_SERVER",
-    "MEMCACHED",
+)
+#: The variables that name each daemon's program (FIXTURES_DAEMONS_POSTGRES).
+PROGRAM_VARIABLES = frozenset(
+    cls.executable.env_var for cls in registry.builtin_daemons().values() if cls.executable.env_var
 )
 #: Writes the environment as JSON to argv[1] (atomically: a handshake file).
 DUMP_ENV = (
@@ -77,7 +76,7 @@ REDIS_PING = (
 
 def _exported_by_a_daemon(name: str) -> bool:
     if name.startswith("FIXTURES_DAEMONS_"):
-        return not name.endswith(CONFIG_SUFFIXES)
+        return not name.endswith(CONFIG_SUFFIXES) and name not in PROGRAM_VARIABLES
     return name.startswith(("PIFPAF_", "PG")) or name.endswith("_URLS")
 
 

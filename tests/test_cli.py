@@ -341,8 +341,10 @@ class TestRunCommand(CliTestCase):
         env = self.runDump("run", "postgresql", "--database", "app")
         port = env["FIXTURES_DAEMONS_POSTGRESQL_PORT"]
         data = env["FIXTURES_DAEMONS_DATA"]
+        password = env["FIXTURES_DAEMONS_POSTGRESQL_PASSWORD"]
         self.assertEqual(
-            "postgresql://postgres@127.0.0.1:%s/app" % port, env["FIXTURES_DAEMONS_URL"]
+            "postgresql://postgres:%s@127.0.0.1:%s/app" % (password, port),
+            env["FIXTURES_DAEMONS_URL"],
         )
         self.assertEqual("app", env["FIXTURES_DAEMONS_POSTGRESQL_DATABASE"])
         # libpq's variables, as pifpaf sets them: psql works as it is.

@@ -66,7 +66,10 @@ class TestPgbouncer(
         pgb = self.useFixture(PgbouncerFixture())
         pg = pgb.upstream
         self.assertFalse(pg.attached)
-        self.assertEqual("postgresql://postgres@127.0.0.1:%d/postgres" % pgb.port, pgb.url)
+        self.assertEqual(
+            "postgresql://postgres:%s@127.0.0.1:%d/postgres" % (pgb.upstream.password, pgb.port),
+            pgb.url,
+        )
         self.assertEqual(pg.url, pgb.upstream_url)
         self.assertNotEqual(pg.port, pgb.port)
         env = pgb.env
@@ -275,13 +278,14 @@ class TestPgbouncerCli(test_cli.CliTestCase):
         pgb_port = env["FIXTURES_DAEMONS_PGBOUNCER_PORT"]
         database = env["FIXTURES_DAEMONS_PGBOUNCER_DATABASE"]
         self.assertTrue(database.startswith("test_"), database)  # a database of its own
+        password = env["FIXTURES_DAEMONS_POSTGRESQL_URL"].split(":")[2].split("@")[0]
         self.assertEqual(
-            "postgresql://postgres@127.0.0.1:%s/%s" % (pgb_port, database),
+            "postgresql://postgres:%s@127.0.0.1:%s/%s" % (password, pgb_port, database),
             env["FIXTURES_DAEMONS_PGBOUNCER_URL"],
         )
         self.assertEqual(env["FIXTURES_DAEMONS_PGBOUNCER_URL"], env["FIXTURES_DAEMONS_URL"])
         self.assertEqual(
-            "postgresql://postgres@127.0.0.1:%d/%s" % (outer_port, database),
+            "postgresql://postgres:%s@127.0.0.1:%d/%s" % (password, outer_port, database),
             env["FIXTURES_DAEMONS_PGBOUNCER_UPSTREAM_URL"],
         )
         self.assertEqual("session", env["FIXTURES_DAEMONS_PGBOUNCER_POOL_MODE"])
@@ -292,4 +296,4 @@ class TestPgbouncerCli(test_cli.CliTestCase):
     def test_upstream_is_not_an_option(self) -> None:
         result = self.cli("run", "pgbouncer", "--upstream", "x", "--", "true")
         self.assertStatus(2, result)
-        self.assertIn("fixtures-daemons run postgresql --", result.stderr)
+        self.assertIn("unrecognized arguments: --upstream", result.stderr)

@@ -19,6 +19,7 @@ def connect(daemon: PostgresqlFixture, dbname: str | None = None) -> psycopg.Con
         host=daemon.host,
         port=daemon.port,
         user=daemon.user,
+        password=daemon.password,
         dbname=dbname,
         autocommit=True,
         connect_timeout=10,
@@ -66,11 +67,31 @@ class TestPostgresql(
 
     def test_url_and_dsn(self) -> None:
         pg = self.useFixture(PostgresqlFixture())
-        self.assertEqual("postgresql://postgres@127.0.0.1:%d/postgres" % pg.port, pg.url)
+        self.assertEqual(
+            "postgresql://postgres:%s@127.0.0.1:%d/postgres" % (pg.password, pg.port), pg.url
+        )
+        self.assertRegex(pg.password, r"^[0-9a-f]{32}$")
         with psycopg.connect(pg.dsn) as conn:
             row = conn.execute("SELECT current_user, current_database()").fetchone()
         self.assertEqual(("postgres", "postgres"), row)
         self.assertIn("PostgreSQL", pg.version())
+
+    def test_tcp_needs_the_password(self) -> None:
+        # Another local user reaches loopback TCP, not the private socket:
+        # without the password the server refuses them.
+        pg = self.useFixture(PostgresqlFixture())
+        for password in ("", "wrong"):
+            error = self.assertRaises(
+                psycopg.OperationalError,
+                psycopg.connect,
+                host=pg.host,
+                port=pg.port,
+                user=pg.user,
+                password=password,
+                dbname="postgres",
+                connect_timeout=10,
+            )
+            self.assertRegex(str(error), "no password supplied|password authentication failed")
 
     def test_unix_socket(self) -> None:
         pg = self.useFixture(PostgresqlFixture())

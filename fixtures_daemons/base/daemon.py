@@ -567,6 +567,7 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
             "url": endpoint.url,
             "host": endpoint.host,
             "user": endpoint.user,
+            "password": endpoint.password,
             "database": endpoint.database,
             "key_prefix": endpoint.key_prefix,
             "display": endpoint.display,

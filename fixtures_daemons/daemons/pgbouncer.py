@@ -25,7 +25,7 @@ from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.namespaces import Namespace
 from fixtures_daemons.base.resources import DaemonResource
 from fixtures_daemons.daemons import _pgwire
-from fixtures_daemons.daemons.postgresql import PostgresqlAdmin, PostgresqlFixture
+from fixtures_daemons.daemons.postgresql import PostgresqlAdmin, PostgresqlFixture, libpq_dsn
 from fixtures_daemons.errors import AdminError, MisuseError
 from fixtures_daemons.process import probes
 from fixtures_daemons.process.probes import Probe
@@ -132,13 +132,13 @@ class PgbouncerFixture(DatabaseDaemonFixture):
     The upstream is set up first (``useFixture``) and cleaned up last:
     pgbouncer is gone before its PostgreSQL is. pgbouncer listens on
     loopback on a reserved port and on a unix socket in its temp dir, and
-    reaches the upstream over TCP; clients log in as the upstream's user
-    with trust authentication, as they do to the upstream itself (the
-    upstream's superuser, listed in pgbouncer's auth file with no password,
-    is also its console's admin). Every database of the upstream is served
-    under its own name. It is ready when its admin console answers ``SHOW
-    VERSION``; its data lives in the upstream, so cleanUp and
-    :meth:`stopped` kill it (SIGKILL).
+    reaches the upstream over TCP; clients log in as the upstream's user,
+    on its unix socket with trust authentication and on TCP with the
+    upstream's password (``url`` carries it), as they do to the upstream
+    itself (the upstream's superuser is also its console's admin). Every
+    database of the upstream is served under its own name. It is ready
+    when its admin console answers ``SHOW VERSION``; its data lives in the
+    upstream, so cleanUp and :meth:`stopped` kill it (SIGKILL).
 
     :param upstream: the PostgreSQL to pool: a
         :class:`~fixtures_daemons.PostgresqlFixture` not set up yet (set up
@@ -272,7 +272,18 @@ class PgbouncerFixture(DatabaseDaemonFixture):
     def prepare(self) -> None:
         if self._upstream is None:
             self._upstream = self.set_up_upstream()
-        self.write_file("users.txt", '"%s" ""\n' % self.user.replace('"', '""'))
+        # The upstream's password: pgbouncer logs in to it with it, and
+        # checks its own TCP clients against it (md5: cheap, and for a
+        # random password as safe as SCRAM on loopback).
+        self.write_file(
+            "users.txt",
+            '"%s" "%s"\n'
+            % (self.user.replace('"', '""'), self._upstream_password().replace('"', '""')),
+        )
+        self.write_file(
+            "hba.conf",
+            "local all all trust\nhost all all 127.0.0.1/32 md5\nhost all all ::1/128 md5\n",
+        )
         server = self._upstream.server_endpoint
         lines = [
             "[databases]",
@@ -291,12 +302,17 @@ class PgbouncerFixture(DatabaseDaemonFixture):
             lines.append("%s = %s" % (key, value))
         self.write_file("pgbouncer.ini", "\n".join(lines) + "\n")
 
+    def _upstream_password(self) -> str:
+        assert self._upstream is not None
+        return self._upstream.server_endpoint.password
+
     def server_settings(self) -> dict[str, str]:
         return {
             "listen_addr": self.requested_host,
             "listen_port": str(self.port),
             "unix_socket_dir": self.temp_dir,
-            "auth_type": "trust",
+            "auth_type": "hba",
+            "auth_hba_file": self.path("hba.conf"),
             "auth_file": self.path("users.txt"),
             "admin_users": self.user,
             "pool_mode": self.pool_mode,
@@ -322,6 +338,7 @@ class PgbouncerFixture(DatabaseDaemonFixture):
             .build_endpoint()
             .replace(
                 user=self.user,
+                password=self._upstream_password(),
                 database=self._upstream.database,
                 sockets={"main": self.path(".s.PGSQL.%d" % self.port)},
                 extra={
@@ -372,12 +389,7 @@ class PgbouncerFixture(DatabaseDaemonFixture):
 
     @property
     def dsn(self) -> str:
-        return "host=%s port=%d user=%s dbname=%s" % (
-            self.host,
-            self.port,
-            self.user,
-            self.database,
-        )
+        return libpq_dsn(self.endpoint)
 
     @property
     def upstream_url(self) -> str:

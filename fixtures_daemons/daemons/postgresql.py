@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import os
 import re
+import secrets
 import signal
 import typing
 
@@ -16,6 +20,7 @@ from fixtures_daemons.daemons import _pgwire
 from fixtures_daemons.errors import AdminError
 from fixtures_daemons.process import _reaper
 from fixtures_daemons.process.probes import LogPattern, Probe
+from fixtures_daemons.process.tempdirs import remove_tree
 from fixtures_daemons.process.waiting import wait_for
 
 __all__ = ["PostgresqlFixture", "PostgresqlResource", "PostgresqlAdmin"]
@@ -35,6 +40,17 @@ def _located(message: str, sql: str, fields: typing.Mapping[str, str]) -> str:
     line = sql.count("\n", 0, position) + 1
     text = sql.splitlines()[line - 1].strip() if sql.splitlines() else ""
     return "%s, at line %d: %s" % (message, line, text)
+
+
+def libpq_dsn(endpoint: Endpoint) -> str:
+    """libpq's ``key=value`` form of a TCP endpoint."""
+    return "host=%s port=%d user=%s password=%s dbname=%s" % (
+        endpoint.host,
+        endpoint.port or 5432,
+        endpoint.user,
+        endpoint.password,
+        endpoint.database,
+    )
 
 
 class PostgresqlAdmin(SqlAdmin):
@@ -160,9 +176,37 @@ class PostgresqlAdmin(SqlAdmin):
                 self._run(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % ident)
 
 
+#: Beside the data files of the template, the superuser's password on TCP.
+_PASSWORD_FILE = "fixtures-daemons.password"  # noqa: S105 (a file name)
+
+
+def scram_verifier(password: str, iterations: int = 1) -> str:
+    """The ``SCRAM-SHA-256`` verifier PostgreSQL stores for ``password``
+    (RFC 5802/7677), with our own iteration count.
+
+    PostgreSQL takes a verifier given as the password as it is. Its own
+    4096 iterations cost a client several milliseconds per connection; a
+    random 128-bit password needs no key stretching, so one iteration makes
+    a password as cheap as trust (see doc/source/design.rst, 'Credentials').
+    """
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    b64 = base64.b64encode
+    return "SCRAM-SHA-256$%d:%s$%s:%s" % (
+        iterations,
+        b64(salt).decode(),
+        b64(stored_key).decode(),
+        b64(server_key).decode(),
+    )
+
+
 class PostgresqlFixture(DatabaseDaemonFixture):
-    """A PostgreSQL server, with trust authentication on loopback and on a
-    unix socket in its temp dir.
+    """A PostgreSQL server: on its unix socket, in its private temp dir,
+    trust authentication; on loopback TCP, a password (``scram-sha-256``),
+    which ``url`` carries, so that no other local user gets in.
 
     It runs ``postgres`` itself, not ``pg_ctl`` (which polls, and so adds
     waits; see :doc:`/design`, 'Where the time goes'), on a copy of a data
@@ -221,6 +265,7 @@ class PostgresqlFixture(DatabaseDaemonFixture):
     ) -> None:
         super().__init__(database=database, template=template, **kwargs)
         self.requested_user = user
+        self._password = ""
         self.locale = locale
         self.encoding = encoding
 
@@ -229,8 +274,8 @@ class PostgresqlFixture(DatabaseDaemonFixture):
         return [
             "-U",
             self.requested_user,
-            "-A",
-            "trust",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
             "-E",
             self.encoding,
             "--locale",
@@ -240,13 +285,42 @@ class PostgresqlFixture(DatabaseDaemonFixture):
 
     def _build_template(self, directory: str) -> None:
         initdb = sibling(self.binary, "initdb", self.executable, self.daemon_name)
-        self.run_helper(
-            [initdb, "-D", directory, "--no-sync", "--no-instructions"] + self._init_options(),
-            "initdb",
-        )
+        # The superuser's TCP password: random per template, so per user
+        # (the cache is the user's own) and never seen by another user.
+        password = secrets.token_hex(16)
+        password_file = os.path.join(os.path.dirname(directory), _PASSWORD_FILE)
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(scram_verifier(password) + "\n")
+        if self.run_as is not None:
+            os.chown(password_file, self.run_as.uid, self.run_as.gid)
+        try:
+            self.run_helper(
+                [initdb, "-D", directory, "--no-sync", "--no-instructions"]
+                + self._init_options()
+                + ["--pwfile=" + password_file],
+                "initdb",
+            )
+        finally:
+            os.unlink(password_file)
+        self.write_file(os.path.join(directory, _PASSWORD_FILE), password + "\n")
 
     def prepare(self) -> None:
-        self.from_template({"initdb": self._init_options()}, self._build_template, self.data_dir)
+        key = {"initdb": self._init_options(), "password": "scram-sha-256, 1 iteration"}
+        self.from_template(key, self._build_template, self.data_dir)
+        self._password = self._read_password()
+        if not self._password and self.discard_templates():
+            # A damaged template (its password file gone): built again, once.
+            remove_tree(self.data_dir)
+            self.from_template(key, self._build_template, self.data_dir)
+            self._password = self._read_password()
+
+    def _read_password(self) -> str:
+        try:
+            with open(os.path.join(self.data_dir, _PASSWORD_FILE)) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return ""
 
     def server_settings(self) -> dict[str, str]:
         settings = {
@@ -277,6 +351,7 @@ class PostgresqlFixture(DatabaseDaemonFixture):
             .build_endpoint()
             .replace(
                 user=self.requested_user,
+                password=self._password,
                 database=self.requested_database,
                 sockets={"main": os.path.join(self.temp_dir, ".s.PGSQL.%d" % self.port)},
             )
@@ -304,13 +379,13 @@ class PostgresqlFixture(DatabaseDaemonFixture):
         return self.endpoint.socket if self._endpoint is not None else self.admin.endpoint.socket
 
     @property
+    def password(self) -> str:
+        """The superuser's password on TCP (the unix socket needs none)."""
+        return self.endpoint.password
+
+    @property
     def dsn(self) -> str:
-        return "host=%s port=%d user=%s dbname=%s" % (
-            self.host,
-            self.port,
-            self.user,
-            self.database,
-        )
+        return libpq_dsn(self.endpoint)
 
     def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
         return {"SOCKET_DIR": os.path.dirname(endpoint.socket)}

@@ -26,6 +26,7 @@ from fixtures_daemons.daemons.pgbouncer import PgbouncerFixture, PgbouncerResour
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture, PostgresqlResource
 from fixtures_daemons.daemons.rabbitmq import RabbitmqFixture, RabbitmqResource
 from fixtures_daemons.daemons.redis import RedisFixture, RedisResource
+from fixtures_daemons.daemons.s3 import S3Fixture, S3Resource
 from fixtures_daemons.daemons.valkey import ValkeyFixture, ValkeyResource
 from fixtures_daemons.daemons.xvfb import XvfbFixture, XvfbResource
 from fixtures_daemons.daemons.zookeeper import ZookeeperFixture, ZookeeperResource
@@ -104,6 +105,8 @@ __all__ = [
     "RabbitmqResource",
     "RedisFixture",
     "RedisResource",
+    "S3Fixture",
+    "S3Resource",
     "SqlAdmin",
     "StartupTimeout",
     "StateError",

@@ -321,7 +321,11 @@ class DaemonContract:
         self.assertEqual(daemon.url, os.environ["FXDTEST_%s_URL" % name])
         self.assertEqual(str(daemon.port), os.environ["FXDTEST_%s_PORT" % name])
         self.assertEqual(daemon.url, os.environ["FXDTEST_URL"])
-        self.assertTrue(all(key.startswith("FXDTEST_") for key in daemon.env), daemon.env)
+        # Only prefixed names, but for those the daemon's own clients read.
+        unprefixed = set(daemon.client_exports(daemon.endpoint))
+        self.assertTrue(
+            all(key.startswith("FXDTEST_") or key in unprefixed for key in daemon.env), daemon.env
+        )
         self.assertEqual(
             ours, {k: v for k, v in os.environ.items() if k.startswith("FIXTURES_DAEMONS_")}
         )

@@ -22,7 +22,7 @@ import typing
 
 from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.binaries import Executable
-from fixtures_daemons.base.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
+from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.namespaces import Namespace, random_name
 from fixtures_daemons.base.resources import DaemonResource
@@ -242,11 +242,10 @@ class S3Fixture(DaemonFixture):
         An attached fixture gets a bucket of its own instead.
     :param region: the region clients use (exported as
         ``AWS_DEFAULT_REGION``); buckets are made in it.
-    :param aws_env: also export boto3's own variables, unprefixed:
-        ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-        ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL_S3``. The default
-        (None) exports them under the default ``env_prefix`` only: a
-        fixture given a prefix of its own exports only prefixed names.
+    :param aws_env: also export boto3's own variables, unprefixed (the
+        default): ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+        ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL_S3``; False: only
+        the prefixed names.
 
     Attributes: ``url`` (``s3://testing:testing@host:port[/bucket]``),
     ``http_url`` (``http://host:port``, what clients take as
@@ -280,7 +279,7 @@ class S3Fixture(DaemonFixture):
         *,
         bucket: str | None = None,
         region: str = DEFAULT_REGION,
-        aws_env: bool | None = None,
+        aws_env: bool = True,
         **kwargs: typing.Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -412,16 +411,8 @@ class S3Fixture(DaemonFixture):
             "REGION": endpoint.extra.get("region", DEFAULT_REGION),
         }
 
-    def exports_for(
-        self, endpoint: Endpoint, prefix: str = DEFAULT_ENV_PREFIX, style: str = "native"
-    ) -> dict[str, str]:
-        env = super().exports_for(endpoint, prefix, style)
-        wanted = self.aws_env if self.aws_env is not None else prefix == DEFAULT_ENV_PREFIX
-        if wanted:
-            # BASE: a hook for unprefixed variables in every style (the
-            # client library's own), instead of overriding exports_for.
-            env.update(aws_variables(endpoint))
-        return env
+    def client_exports(self, endpoint: Endpoint) -> dict[str, str]:
+        return aws_variables(endpoint) if self.aws_env else {}
 
     def pifpaf_url(self, endpoint: Endpoint) -> str:
         return "s3://localhost:%d" % (endpoint.port or 0)

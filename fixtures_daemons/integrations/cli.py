@@ -198,7 +198,9 @@ class _Env:
         pifpaf_line = prefix is not None or urls_var is not None
         self.prefix = prefix or ("PIFPAF" if pifpaf_line else DEFAULT_ENV_PREFIX)
         self.urls_var = urls_var or ("PIFPAF_URLS" if pifpaf_line else DEFAULT_ENV_PREFIX + "_URLS")
-        self.daemon = daemon
+        # pifpaf names the daemon as it was typed (an alias: s3rver).
+        typed = getattr(ns, "typed_daemon", None)
+        self.daemon = typed if typed and self.style == "pifpaf" else daemon
 
     def variables(self, fixture: DaemonFixture, endpoint: Endpoint, pid: int) -> dict[str, str]:
         """Everything the command or the shell gets: the variables of the
@@ -573,6 +575,8 @@ def _main(args: list[str], command: list[str], debug: bool) -> int:
             else:
                 parser.error("unrecognized arguments: %s" % " ".join(extra))
         if getattr(ns, "daemon", None):
+            # As typed (an alias: s3rver) for <PREFIX>_DAEMON, as pifpaf has it.
+            ns.typed_daemon = ns.daemon
             ns.daemon = registry.canonical_name(ns.daemon)
         if command and ns.command != "run":
             raise UsageError("only run takes a command after --")

@@ -20,7 +20,9 @@ from fixtures_daemons.daemons.etcd import EtcdFixture, EtcdResource
 from fixtures_daemons.daemons.httpbin import HttpbinFixture, HttpbinResource
 from fixtures_daemons.daemons.influxdb import InfluxdbFixture, InfluxdbResource
 from fixtures_daemons.daemons.memcached import MemcachedFixture, MemcachedResource
+from fixtures_daemons.daemons.mosquitto import MosquittoFixture, MosquittoResource
 from fixtures_daemons.daemons.mysql import MysqlFixture, MysqlResource
+from fixtures_daemons.daemons.nats import NatsFixture, NatsResource
 from fixtures_daemons.daemons.nginx import NginxFixture, NginxResource
 from fixtures_daemons.daemons.pgbouncer import PgbouncerFixture, PgbouncerResource
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture, PostgresqlResource
@@ -87,9 +89,13 @@ __all__ = [
     "MemcachedFixture",
     "MemcachedResource",
     "MisuseError",
+    "MosquittoFixture",
+    "MosquittoResource",
     "MysqlFixture",
     "MysqlResource",
     "Namespace",
+    "NatsFixture",
+    "NatsResource",
     "NginxFixture",
     "NginxResource",
     "NotOwnedError",

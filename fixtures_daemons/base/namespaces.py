@@ -136,9 +136,12 @@ class KeyPrefix(Namespace):
 
     #: The database number the keys live in (Redis).
     number = 0
+    #: What ends the prefix: a topic level's ``/`` (MQTT), a subject
+    #: token's ``.`` (NATS).
+    separator = ":"
 
     def enter(self, endpoint: Endpoint) -> Endpoint:
-        self.prefix = random_name("fxd-") + ":"
+        self.prefix = random_name("fxd-") + self.separator
         self.fixture.addCleanup(self._delete)
         return endpoint.replace(key_prefix=self.prefix)
 
@@ -147,7 +150,7 @@ class KeyPrefix(Namespace):
 
     def reset(self) -> None:
         if not self.fixture.admin.delete_prefixed(self.prefix, self.number):
-            self.prefix = random_name("fxd-") + ":"
+            self.prefix = random_name("fxd-") + self.separator
             self.fixture.narrow(key_prefix=self.prefix)
 
 

@@ -63,19 +63,9 @@ def password_line(user: str, password: str) -> str:
 class TopicPrefix(KeyPrefix):
     """A topic prefix of its own, ``fxd-<random>/`` (a topic level: ``/``,
     not a key prefix's ``:``), whose retained messages ``reset()`` and
-    cleanUp clear.
-
-    BASE: this is :class:`~fixtures_daemons.KeyPrefix` with another
-    separator; a ``separator`` class attribute on ``KeyPrefix`` would
-    make this class two lines (NATS needs ``.``).
-    """
+    cleanUp clear."""
 
     separator = "/"
-
-    def enter(self, endpoint: Endpoint) -> Endpoint:
-        super().enter(endpoint)  # registers the deletion of self.prefix, read at cleanUp
-        self.prefix = self.prefix[:-1] + self.separator
-        return endpoint.replace(key_prefix=self.prefix)
 
 
 class _Session:

@@ -75,19 +75,9 @@ class SubjectPrefix(KeyPrefix):
     """A subject prefix of its own, ``fxd-<random>.`` (a subject token:
     ``.``, not a key prefix's ``:``, which NATS subjects and key-value
     keys do not allow); ``reset()`` and cleanUp remove what JetStream
-    holds under it.
-
-    BASE: this is :class:`~fixtures_daemons.KeyPrefix` with another
-    separator; a ``separator`` class attribute on ``KeyPrefix`` would
-    make this class two lines (MQTT needs ``/``).
-    """
+    holds under it."""
 
     separator = "."
-
-    def enter(self, endpoint: Endpoint) -> Endpoint:
-        super().enter(endpoint)  # registers the deletion of self.prefix, read at cleanUp
-        self.prefix = self.prefix[:-1] + self.separator
-        return endpoint.replace(key_prefix=self.prefix)
 
 
 class NatsAdmin(Admin):

@@ -223,10 +223,15 @@ class TestS3(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_base
             self.skipTest("moto_server is not beside %s" % sys.executable)
         # An empty PATH: found all the same.
         self.useFixture(fixtures.EnvironmentVariable("PATH", "/nonexistent"))
-        self.assertEqual(beside, S3Fixture().requested_binary)
-        self.assertEqual("/x/moto_server", S3Fixture(binary="/x/moto_server").requested_binary)
+        self.assertEqual(beside, find_executable(S3Fixture.executable))
+        # The parameter, then the variable, win.
+        error = self.assertRaises(
+            ExecutableNotFound, find_executable, S3Fixture.executable, "/x/moto_server"
+        )
+        self.assertIn("/x/moto_server", str(error))
         self.useFixture(fixtures.EnvironmentVariable("FIXTURES_DAEMONS_S3", "/y/moto_server"))
-        self.assertIsNone(S3Fixture().requested_binary)  # the variable decides
+        error = self.assertRaises(ExecutableNotFound, find_executable, S3Fixture.executable)
+        self.assertIn("/y/moto_server", str(error))
 
 
 class TestS3BadInputs(daemon_base.BadInputs, daemon_base.DaemonTestCase):
@@ -239,7 +244,7 @@ class TestS3BadInputs(daemon_base.BadInputs, daemon_base.DaemonTestCase):
     def broken(self, **kwargs: typing.Any) -> DaemonFixture:
         # moto has no data to corrupt: a wrapper that crashes (killed by a
         # signal) before it answers.
-        real = find_executable(S3Fixture.executable, S3Fixture().requested_binary)
+        real = find_executable(S3Fixture.executable)
         wrapper = self.writeScript(
             self.scriptsDir(),
             "moto_server",

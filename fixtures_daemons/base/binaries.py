@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import typing
 
 from fixtures_daemons.errors import ExecutableNotFound
@@ -42,6 +43,13 @@ class Executable:
     :param version_args: the arguments that make the program print its
         version and exit, and do nothing else (``rabbitmq-server
         --version`` would start a broker: name a program that does not).
+    :param beside_python: look in the running Python's own bin dir first,
+        before PATH: a program installed with pip into the test's
+        virtualenv (``moto_server``), found even when the venv is not on
+        PATH.
+
+    A program found some other way than by its name (any Python that can
+    import a module) overrides :meth:`candidates` and :meth:`wanted`.
     """
 
     names: tuple[str, ...]
@@ -49,6 +57,28 @@ class Executable:
     packages: typing.Mapping[str, str] = dataclasses.field(default_factory=dict)
     env_var: str = ""
     version_args: tuple[str, ...] = ("--version",)
+    beside_python: bool = False
+
+    def candidates(self) -> typing.Iterator[str]:
+        """The paths to try, in order, when neither a parameter nor the
+        variable names the program: each name beside the running Python
+        (with ``beside_python``), on PATH, then in :meth:`search_dirs`."""
+        first = [os.path.dirname(sys.executable)] if self.beside_python else []
+        dirs = self.search_dirs()
+        for name in self.names:
+            for directory in first:
+                yield os.path.join(directory, name)
+            path = shutil.which(name)
+            if path:
+                yield os.path.abspath(path)
+            for directory in dirs:
+                yield os.path.join(directory, name)
+
+    def wanted(self) -> tuple[str, list[str]]:
+        """What :class:`~fixtures_daemons.ExecutableNotFound` says was
+        looked for, and where."""
+        first = [os.path.dirname(sys.executable)] if self.beside_python else []
+        return " or ".join(self.names), first + ["PATH"] + self.search_dirs()
 
     def search_dirs(self) -> list[str]:
         found = []
@@ -76,22 +106,11 @@ def find_executable(spec: Executable, explicit: str | None = None, what: str = "
             if path is None:
                 raise ExecutableNotFound(what, given, packages=spec.packages, env_var=spec.env_var)
             return os.path.abspath(path)
-    dirs = spec.search_dirs()
-    for name in spec.names:
-        path = shutil.which(name)
-        if path:
-            return os.path.abspath(path)
-        for directory in dirs:
-            candidate = os.path.join(directory, name)
-            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                return candidate
-    raise ExecutableNotFound(
-        what,
-        " or ".join(spec.names),
-        ["PATH"] + dirs,
-        spec.packages,
-        spec.env_var,
-    )
+    for candidate in spec.candidates():
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    wanted, searched = spec.wanted()
+    raise ExecutableNotFound(what, wanted, searched, spec.packages, spec.env_var)
 
 
 def sibling(path: str, name: str, spec: Executable | None = None, what: str = "") -> str:

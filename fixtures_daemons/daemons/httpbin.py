@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import typing
 
 from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.binaries import Executable
@@ -104,31 +105,19 @@ def python_with_httpbin() -> str | None:
     return None
 
 
-# -- candidate for the base (see the final report): a way for an Executable
-# to find its program other than by name. Here the program is any Python
-# that can import a module; moto's server mode has the same need. With a
-# ``candidates()`` hook in binaries.find_executable this class would be a
-# few lines, without the property over a dataclass field.
 class PythonWithHttpbin(Executable):
     """An :class:`~fixtures_daemons.Executable` whose program is the first
-    Python of :func:`candidate_pythons` that can import httpbin. When none
-    can, its one name is a sentence saying so, which no search finds: the
-    :class:`~fixtures_daemons.ExecutableNotFound` then names it, the
-    packages (Debian's and PyPI's) and the variable."""
+    Python of :func:`candidate_pythons` that can import httpbin; when none
+    can, :class:`~fixtures_daemons.ExecutableNotFound` says so and names
+    the packages (Debian's and PyPI's) and the variable."""
 
-    @property
-    def names(self) -> tuple[str, ...]:
+    def candidates(self) -> typing.Iterator[str]:
         found = python_with_httpbin()
         if found:
-            return (found,)
-        return ("a Python that can import httpbin (tried %s)" % ", ".join(candidate_pythons()),)
+            yield found
 
-    @names.setter
-    def names(self, value: tuple[str, ...]) -> None:
-        pass  # the dataclass's __init__ sets it: the property decides
-
-    def search_dirs(self) -> list[str]:
-        return []
+    def wanted(self) -> tuple[str, list[str]]:
+        return "a Python that can import httpbin", candidate_pythons()
 
 
 class HttpbinAdmin(Admin):

@@ -262,6 +262,7 @@ class S3Fixture(DaemonFixture):
         names=("moto_server",),
         packages={"PyPI": "moto[server]"},
         env_var="FIXTURES_DAEMONS_S3",
+        beside_python=True,  # pip installs it into the test's virtualenv
         # moto_server has no --version: its help, which starts nothing (the
         # fixture's version() asks moto itself).
         version_args=("--help",),
@@ -293,22 +294,6 @@ class S3Fixture(DaemonFixture):
         self.requested_bucket = bucket
         self.region = region
         self.aws_env = aws_env
-
-    # -- where moto_server is ------------------------------------------------
-
-    @property
-    def requested_binary(self) -> str | None:
-        """The ``binary`` parameter; else, unless ``$FIXTURES_DAEMONS_S3``
-        names one, the ``moto_server`` beside the running Python (its
-        virtualenv's, found before PATH's)."""
-        if self._explicit_binary or os.environ.get(self.executable.env_var):
-            return self._explicit_binary
-        beside = os.path.join(os.path.dirname(sys.executable), self.executable.names[0])
-        return beside if os.access(beside, os.X_OK) else None
-
-    @requested_binary.setter
-    def requested_binary(self, value: str | None) -> None:
-        self._explicit_binary = value
 
     def version(self) -> str:
         """moto's version, asked of the Python that runs ``moto_server``

@@ -288,12 +288,9 @@ class PostgresqlFixture(DatabaseDaemonFixture):
         # The superuser's TCP password: random per template, so per user
         # (the cache is the user's own) and never seen by another user.
         password = secrets.token_hex(16)
-        password_file = os.path.join(os.path.dirname(directory), _PASSWORD_FILE)
-        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(scram_verifier(password) + "\n")
-        if self.run_as is not None:
-            os.chown(password_file, self.run_as.uid, self.run_as.gid)
+        # In the fixture's private dir (initdb wants an empty data dir):
+        # one per build, however many builds run at once.
+        password_file = self.write_file("initdb.pwfile", scram_verifier(password) + "\n")
         try:
             self.run_helper(
                 [initdb, "-D", directory, "--no-sync", "--no-instructions"]

@@ -24,12 +24,15 @@
 #                  `fixtures-daemons run postgresql`
 #   tests-root     the suite as root, under tests.leakcheck
 #   tests-nonroot  the suite again as the unprivileged user
+#   pytest-root, pytest-nonroot   tools/run-pytest-suites.sh: the pytest
+#                  plugin's and the compat plugins' tests (pytest with
+#                  pytest-xdist, -n 4), under tests.leakcheck
 #   examples-root, examples-nonroot   examples/run-all-ways.sh: the example
 #                  project's suite the three ways (per class, testresources,
 #                  one daemon per run), as root and as the unprivileged user
 #
-# The last line it prints is `tests: N passed, N failed`, the totals of both
-# test passes; CI reads it.
+# The last line it prints is `tests: N passed, N failed`, the totals of the
+# stestr and pytest passes; CI reads it.
 #
 # Environment:
 #   FIXTURES_DAEMONS_CI_DIR            the work dir (default
@@ -286,6 +289,42 @@ nonroot_env() {
     done
 }
 
+# The suites run by pytest (as `tox -e pytest`).
+PYTEST_COMMAND=(timeout --kill-after=60 "$TEST_TIMEOUT" tools/run-pytest-suites.sh)
+
+pytest_root() {
+    cd "$SRC"
+    as_root env -u PYTHONHOME -u PYTHONPATH PATH="$ROOT_PATH" VIRTUAL_ENV="$VENV" \
+        CI="${CI:-}" "${PYTEST_COMMAND[@]}" 2>&1 | tee "$LOGS/pytest-root.txt"
+}
+
+pytest_nonroot() {
+    cd "$SRC"
+    as_root chown -R "$CI_USER:" "$SRC" # what the root passes wrote
+    local env_vars
+    mapfile -t env_vars < <(nonroot_env)
+    as_root runuser -u "$CI_USER" -- env -i "${env_vars[@]}" \
+        "${PYTEST_COMMAND[@]}" 2>&1 | tee "$LOGS/pytest-nonroot.txt"
+}
+
+# count_pytest PASS: add the counts of pytest's summary lines ("== 31
+# passed, 1 failed, 2 skipped in 9.1s ==", one per suite) in that pass's
+# log to the totals. A step that failed without any failed test counts one.
+count_pytest() {
+    local pass=$1 out=$LOGS/$1.txt line passed=0 failed=0 n
+    while IFS= read -r line; do
+        n=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) passed.*/\1/p')
+        passed=$((passed + ${n:-0}))
+        n=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) failed.*/\1/p')
+        failed=$((failed + ${n:-0}))
+        n=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) errors\{0,1\}.*/\1/p')
+        failed=$((failed + ${n:-0}))
+    done < <(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$out" 2>/dev/null)
+    echo "$pass: $passed passed, $failed failed (from $out)"
+    TOTAL_PASSED=$((TOTAL_PASSED + passed))
+    TOTAL_FAILED=$((TOTAL_FAILED + failed))
+}
+
 tests_nonroot() {
     cd "$SRC"
     as_root rm -rf .stestr
@@ -349,6 +388,10 @@ run_step tests-root tests_root
 count_tests tests-root root
 run_step tests-nonroot tests_nonroot
 count_tests tests-nonroot "$CI_USER"
+run_step pytest-root pytest_root
+count_pytest pytest-root
+run_step pytest-nonroot pytest_nonroot
+count_pytest pytest-nonroot
 run_step examples-root examples_root
 run_step examples-nonroot examples_nonroot
 

@@ -33,6 +33,7 @@ from fixtures_daemons import (
     PostgresqlFixture,
     RedisFixture,
 )
+from fixtures_daemons.base.namespaces import POOL_PREFIX, close_database_pools
 from tests import base
 from tests.test_memcached import client as memcached_client
 from tests.test_mysql import NO_SUCH_TABLE, UNKNOWN_DATABASE
@@ -83,6 +84,11 @@ def mysql_catalogue_hook(template: MysqlFixture) -> None:
 def pg_rows(daemon: PostgresqlFixture, sql: str) -> list[tuple[typing.Any, ...]]:
     with pg_connect(daemon) as conn:
         return conn.execute(sql).fetchall()
+
+
+def held(server: PostgresqlFixture) -> set[str]:
+    """The server's databases but those its pools hold, unclaimed."""
+    return {name for name in pg_databases(server) if not name.startswith(POOL_PREFIX)}
 
 
 def pg_templates(server: PostgresqlFixture) -> set[str]:
@@ -190,6 +196,9 @@ class TestPostgresqlAttach(AttachTestCase):
         self.before = pg_databases(self.server)
 
     def assertNoDatabasesLeft(self) -> None:
+        # The pools' databases, and those released to the background, are
+        # dropped first: then nothing of ours may be left.
+        self.assertTrue(close_database_pools(60))
         self.assertEqual(self.before, pg_databases(self.server))
 
     def test_own_databases_invisible_to_each_other(self) -> None:
@@ -206,7 +215,7 @@ class TestPostgresqlAttach(AttachTestCase):
                     psycopg.errors.UndefinedTable, conn.execute, "SELECT * FROM secret"
                 )
         self.assertEqual([("one",)], pg_rows(one, "SELECT v FROM secret"))
-        self.assertEqual(self.before | {one.database, two.database}, pg_databases(self.server))
+        self.assertEqual(self.before | {one.database, two.database}, held(self.server))
         one.cleanUp()
         two.cleanUp()
         self.assertNoDatabasesLeft()
@@ -244,6 +253,7 @@ class TestPostgresqlAttach(AttachTestCase):
         self.addCleanup(conn.close)
         conn.execute("CREATE TABLE t (v int)")
         one.cleanUp()
+        # Cut off and renamed when cleanUp returns, dropped in the background.
         self.assertNotIn(one.database, pg_databases(self.server))
         self.assertRaises(psycopg.OperationalError, conn.execute, "SELECT 1")
         self.assertNoDatabasesLeft()
@@ -290,7 +300,7 @@ class TestPostgresqlAttach(AttachTestCase):
         for fixture in fixtures_:
             self.assertEqual(CATALOGUE, pg_rows(fixture, "SELECT * FROM catalogue ORDER BY name"))
         builds = self.builds(log)
-        self.assertEqual(1, len(builds), builds)
+        self.assertEqual(1, len(builds), str(builds))
         (template,) = pg_templates(self.server)
         self.assertTrue(builds[0].startswith(template + "_build "), builds)
         for fixture in fixtures_:
@@ -330,7 +340,7 @@ class TestPostgresqlAttach(AttachTestCase):
             "finally:\n"
             "    f.cleanUp()\n"
         )
-        self.assertEqual(1, len(self.builds(log)), self.builds(log))
+        self.assertEqual(1, len(self.builds(log)), str(self.builds(log)))
         self.assertEqual(4, len({database for database, _ in results}))
         for _, rows in results:
             self.assertEqual([list(row) for row in CATALOGUE], rows)
@@ -459,7 +469,7 @@ class TestMysqlAttach(AttachTestCase):
             self.assertEqual(
                 CATALOGUE, mysql_rows(fixture, "SELECT * FROM catalogue ORDER BY name")
             )
-        self.assertEqual(1, len(self.builds(log)), self.builds(log))
+        self.assertEqual(1, len(self.builds(log)), str(self.builds(log)))
         for fixture in fixtures_:
             fixture.cleanUp()
         self.assertNoDatabasesLeft(templates=1)
@@ -519,7 +529,7 @@ class TestMysqlAttach(AttachTestCase):
             "finally:\n"
             "    f.cleanUp()\n"
         )
-        self.assertEqual(1, len(self.builds(log)), self.builds(log))
+        self.assertEqual(1, len(self.builds(log)), str(self.builds(log)))
         self.assertEqual(4, len({database for database, _ in results}))
         for _, rows in results:
             self.assertEqual([list(row) for row in CATALOGUE], rows)
@@ -684,6 +694,7 @@ print("result " + json.dumps(seen), flush=True)
 PG_SCRIPT = """
 import json, sys, psycopg
 from fixtures_daemons import PostgresqlFixture
+from fixtures_daemons.base.namespaces import close_database_pools
 one = PostgresqlFixture(mode="attach", template=sys.argv[1])
 one.setUp()
 with psycopg.connect(one.url, autocommit=True) as c:
@@ -695,6 +706,7 @@ with psycopg.connect(two.url, autocommit=True) as c:
     rows_two = c.execute("SELECT count(*) FROM catalogue").fetchone()[0]
 two.cleanUp()
 one.cleanUp()
+close_database_pools()
 with psycopg.connect(one.url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as c:
     left = [r[0] for r in c.execute("SELECT datname FROM pg_database WHERE NOT datistemplate")]
 print("result " + json.dumps([one.database, two.database, rows, rows_two, left]), flush=True)

@@ -75,6 +75,45 @@ class Admin:
         """Drop the space ``name`` if it exists, even while clients use it."""
         self._lacks("drop_database()", "databases")
 
+    # -- a pool of named spaces made ahead (see base/namespaces.py) ------------
+
+    #: True when the daemon can make named spaces ahead and hand one over
+    #: atomically (:meth:`create_pooled`, :meth:`claim_database`,
+    #: :meth:`mark_database`, :meth:`marked_databases`, :meth:`retire_database`).
+    pools_databases: typing.ClassVar[bool] = False
+
+    def for_background(self) -> Admin:
+        """An admin for work done in a background thread: one that does
+        not wait behind the test's own requests (a connection of its own)."""
+        return self
+
+    def create_pooled(self, name: str, template: str | None = None) -> None:
+        """Create the space ``name`` for a pool, a copy of ``template``: no
+        client can use it before it is claimed."""
+        self._lacks("create_pooled()", "pool of databases")
+
+    def claim_database(self, pooled: str, name: str, owner: str) -> bool:
+        """Give the pool's space ``pooled`` the name ``name``, open it to
+        clients and mark it as ``owner``'s, atomically; False when it is
+        gone (someone else claimed or removed it)."""
+        self._lacks("claim_database()", "pool of databases")
+
+    def mark_database(self, name: str, owner: str) -> None:
+        """Mark the space ``name`` as ``owner``'s (see
+        :meth:`marked_databases`)."""
+        self._lacks("mark_database()", "pool of databases")
+
+    def marked_databases(self, prefixes: tuple[str, ...]) -> list[tuple[str, str]]:
+        """The spaces whose name starts with one of ``prefixes`` or that
+        carry an owner's mark: (name, mark, "" if none)."""
+        self._lacks("marked_databases()", "pool of databases")
+
+    def retire_database(self, name: str, trash: str) -> None:
+        """Refuse new clients of the space ``name``, end the open ones, wait
+        for them to go, and rename it ``trash`` (to be dropped later; the
+        name is free again)."""
+        self._lacks("retire_database()", "pool of databases")
+
     # -- numbered spaces: Redis databases --------------------------------------
 
     def database_count(self) -> int:

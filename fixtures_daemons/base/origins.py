@@ -34,7 +34,63 @@ from fixtures_daemons.process.users import default_daemon_user, resolve_user
 if typing.TYPE_CHECKING:
     from fixtures_daemons.base.daemon import DaemonFixture
 
-__all__ = ["Origin", "Spawned", "Attached", "Named", "parse_state", "state_value"]
+__all__ = [
+    "Origin",
+    "Spawned",
+    "Attached",
+    "Named",
+    "parse_state",
+    "state_value",
+    "vouch",
+    "unvouch",
+]
+
+#: The state values whose daemon the caller has vouched for (see
+#: :func:`vouch`), with the endpoint each describes.
+_vouched: dict[tuple[str, str], Endpoint] = {}
+
+
+def vouch(fixture: DaemonFixture, state: str) -> Endpoint:
+    """Check once that the daemon the state value ``state`` describes is
+    alive and answers (as :class:`Attached` does, with ``fixture``'s admin
+    and timeout; :class:`~fixtures_daemons.AttachError` if not), then let
+    this process's later attaches to it skip that check: for a caller that
+    knows the daemon stays up (the pytest plugin, whose session holds it),
+    where the check would be a good part of an attach's cost. The first
+    attach to a state nobody vouched for still checks; :func:`unvouch`
+    ends it. ``fixture`` is any fixture of the daemon's class (it need not
+    be set up). Returns the endpoint."""
+    key = (fixture.daemon_name, state)
+    endpoint = _vouched.get(key)
+    if endpoint is None:
+        endpoint = _check(fixture, "a vouched state", state)
+        _vouched[key] = endpoint
+    return endpoint
+
+
+def unvouch(daemon: str, state: str) -> None:
+    """Attaches to the daemon (by name) that ``state`` describes check it
+    again."""
+    _vouched.pop((daemon, state), None)
+
+
+def _check(fixture: DaemonFixture, variable: str, text: str) -> Endpoint:
+    """The endpoint ``text`` describes, once its pid still has its start
+    time and it answers a real request (bounded by the fixture's timeout)."""
+    name = fixture.daemon_name
+    endpoint = parse_state(text, name, variable)
+    if endpoint.pid and _reaper.start_time(endpoint.pid) != endpoint.pid_start:
+        raise AttachError(name, variable, "its process (pid %d) is gone" % endpoint.pid)
+    # A real request, bounded by the fixture's timeout: a port that
+    # accepts connections can belong to a hung (or paused) daemon.
+    if not fixture.make_admin(endpoint).answers():
+        raise AttachError(
+            name,
+            variable,
+            "it does not answer (within %.1f s) at %s"
+            % (fixture.timeout, endpoint.url or endpoint.socket or endpoint.display),
+        )
+    return endpoint
 
 
 def state_value(daemon: str, endpoint: Endpoint) -> str:
@@ -145,20 +201,10 @@ class Attached(Origin):
         self.description = "attached to the daemon %s describes" % variable
 
     def acquire(self, fixture: DaemonFixture) -> Endpoint:
-        endpoint = parse_state(self.text, fixture.daemon_name, self.variable)
-        name = fixture.daemon_name
-        if endpoint.pid and _reaper.start_time(endpoint.pid) != endpoint.pid_start:
-            raise AttachError(name, self.variable, "its process (pid %d) is gone" % endpoint.pid)
-        # A real request, bounded by the fixture's timeout: a port that
-        # accepts connections can belong to a hung (or paused) daemon.
-        if not fixture.make_admin(endpoint).answers():
-            raise AttachError(
-                name,
-                self.variable,
-                "it does not answer (within %.1f s) at %s"
-                % (fixture.timeout, endpoint.url or endpoint.socket or endpoint.display),
-            )
-        return endpoint
+        vouched = _vouched.get((fixture.daemon_name, self.text))
+        if vouched is not None:
+            return vouched
+        return _check(fixture, self.variable, self.text)
 
 
 class Named(Origin):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import hashlib
 import hmac
@@ -10,11 +11,13 @@ import os
 import re
 import secrets
 import signal
+import threading
 import typing
 
 from fixtures_daemons.base.binaries import Executable, sibling
 from fixtures_daemons.base.databases import DatabaseDaemonFixture, SqlAdmin, TemplateHook
 from fixtures_daemons.base.endpoint import Endpoint
+from fixtures_daemons.base.namespaces import MARK_PREFIX
 from fixtures_daemons.base.resources import DaemonResource
 from fixtures_daemons.daemons import _pgwire
 from fixtures_daemons.errors import AdminError
@@ -23,7 +26,9 @@ from fixtures_daemons.process.probes import LogPattern, Probe
 from fixtures_daemons.process.tempdirs import remove_tree
 from fixtures_daemons.process.waiting import wait_for
 
-__all__ = ["PostgresqlFixture", "PostgresqlResource", "PostgresqlAdmin"]
+__all__ = ["PostgresqlFixture", "PostgresqlResource", "PostgresqlAdmin", "close_admin_connections"]
+
+_T = typing.TypeVar("_T")
 
 
 def _literal(value: str) -> str:
@@ -53,19 +58,105 @@ def libpq_dsn(endpoint: Endpoint) -> str:
     )
 
 
+class _Channel:
+    """A long-lived admin connection to one server, used by one thread at
+    a time (its lock)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.conn: _pgwire.Connection | None = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+#: The long-lived admin connections of this process, by (socket, user,
+#: channel name); the least recently used are closed beyond a few.
+_channels: collections.OrderedDict[tuple[str, str, str], _Channel] = collections.OrderedDict()
+_channels_lock = threading.Lock()
+_MAX_CHANNELS = 8
+
+
+def _forget_channels() -> None:
+    """In a forked child: the parent's connections are the parent's (a
+    goodbye sent from here would end the parent's session), and a lock
+    held by another thread at the fork would never be released."""
+    global _channels, _channels_lock
+    _channels = collections.OrderedDict()
+    _channels_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_channels)
+
+
+def _channel(key: tuple[str, str, str]) -> _Channel:
+    with _channels_lock:
+        channel = _channels.get(key)
+        if channel is None:
+            channel = _channels[key] = _Channel()
+            while len(_channels) > _MAX_CHANNELS:
+                _, old = _channels.popitem(last=False)
+                if old.lock.acquire(blocking=False):  # else its user closes nothing: GC does
+                    try:
+                        old.close()
+                    finally:
+                        old.lock.release()
+        else:
+            _channels.move_to_end(key)
+        return channel
+
+
+def close_admin_connections() -> None:
+    """Close this process's long-lived admin connections (they open again
+    when needed)."""
+    with _channels_lock:
+        channels = list(_channels.values())
+        _channels.clear()
+    for channel in channels:
+        with channel.lock:
+            channel.close()
+
+
 class PostgresqlAdmin(SqlAdmin):
     """Databases on one of our PostgreSQL servers, through the built-in
     minimal client (trust authentication on the unix socket).
+
+    Administration (create, claim, drop, the liveness check) goes through
+    one long-lived connection per server and process, to the ``postgres``
+    database, shared by the admins of that server and used by one thread
+    at a time; the database pool's background work has its own
+    (:meth:`for_background`). A connection found broken (the server
+    restarted) is opened again, once per request; a forked child opens
+    its own.
 
     :param file_copy: copy databases with ``STRATEGY FILE_COPY`` (the
         server is not durable, so its two checkpoints cost little).
     """
 
+    pools_databases = True
+    #: The database the long-lived connection is to: not template1, which
+    #: ``CREATE DATABASE`` copies by default and refuses to copy while
+    #: someone is connected to it.
+    admin_database = "postgres"
+
     def __init__(
-        self, endpoint: Endpoint, name: str = "", timeout: float = 30.0, file_copy: bool = True
+        self,
+        endpoint: Endpoint,
+        name: str = "",
+        timeout: float = 30.0,
+        file_copy: bool = True,
+        channel: str = "",
     ) -> None:
         super().__init__(endpoint, name, timeout)
         self.file_copy = file_copy
+        self.channel = channel
+
+    def for_background(self) -> PostgresqlAdmin:
+        return PostgresqlAdmin(
+            self.endpoint, self.name, self.timeout, self.file_copy, channel="background"
+        )
 
     @contextlib.contextmanager
     def connect(self, database: str = "template1") -> typing.Iterator[_pgwire.Connection]:
@@ -90,10 +181,55 @@ class PostgresqlAdmin(SqlAdmin):
         except _pgwire.PgError as exc:
             raise AdminError(self.name, sql, _located(str(exc), sql, exc.fields)) from exc
 
+    def _admin(self, sql: str, *databases: str) -> list[tuple[str | None, ...]]:
+        """Run administrative SQL on the long-lived connection (on a
+        connection of its own to template1 when it concerns the admin
+        database itself)."""
+        if self.admin_database in databases:
+            return self.query(sql, "template1")
+        return self._on_channel(lambda conn: self._run(conn, sql), sql)
+
+    def _on_channel(self, use: typing.Callable[[_pgwire.Connection], _T], request: str) -> _T:
+        endpoint = self.endpoint
+        channel = _channel((endpoint.socket, endpoint.user, self.channel))
+        if not channel.lock.acquire(timeout=self.timeout):
+            raise AdminError(
+                self.name, request, "the admin connection stayed busy for %.1f s" % self.timeout
+            )
+        try:
+            for attempt in (1, 2):
+                fresh = channel.conn is None
+                try:
+                    if channel.conn is None:
+                        channel.conn = _pgwire.connect(
+                            endpoint.socket, endpoint.user, self.admin_database, self.timeout
+                        )
+                    return use(channel.conn)
+                except _pgwire.PgError as exc:  # at startup: refused
+                    channel.close()
+                    raise AdminError(self.name, request, str(exc)) from exc
+                except TimeoutError:
+                    channel.close()  # the answer may still come: never reused
+                    raise AdminError(
+                        self.name, request, "no answer within %.1f s" % self.timeout
+                    ) from None
+                except OSError as exc:  # ConnectionError too
+                    # A broken connection (the server restarted, our backend
+                    # was terminated): the request never ran; once more on
+                    # a new one.
+                    channel.conn = None
+                    if fresh or attempt == 2:
+                        raise AdminError(
+                            self.name, request, "cannot reach the server: %s" % exc
+                        ) from None
+            raise AssertionError("unreachable")
+        finally:
+            channel.lock.release()
+
     def answers(self) -> bool:
         try:
-            return bool(self.query("SELECT 1"))
-        except (OSError, AdminError):
+            return bool(self._admin("SELECT 1"))
+        except AdminError:
             return False
 
     def run_sql(self, sql: str, database: str) -> None:
@@ -106,7 +242,7 @@ class PostgresqlAdmin(SqlAdmin):
         return "postgres" if "template1" in databases else "template1"
 
     def database_exists(self, name: str) -> bool:
-        return bool(self.query("SELECT 1 FROM pg_database WHERE datname = %s" % _literal(name)))
+        return bool(self._admin("SELECT 1 FROM pg_database WHERE datname = %s" % _literal(name)))
 
     def build_template(self, name: str, fill: typing.Callable[[str], None]) -> None:
         # Built under another name and renamed when complete.
@@ -132,15 +268,77 @@ class PostgresqlAdmin(SqlAdmin):
             self._run(conn, "ALTER DATABASE %s IS_TEMPLATE true" % _pgwire.quote_ident(name))
 
     def create_database(self, name: str, template: str | None = None) -> None:
+        self._create(name, template, "")
+
+    def create_pooled(self, name: str, template: str | None = None) -> None:
+        # Nobody may connect to it before it is claimed: pristine.
+        self._create(name, template, " ALLOW_CONNECTIONS false")
+
+    def _create(self, name: str, template: str | None, options: str) -> None:
         # Without a template, from template0: pristine, and nobody can
         # connect to it, so it is never "being accessed by other users".
         source = template or "template0"
-        with self.connect(self._admin_for(name, source)) as conn:
-            self._run(
-                conn,
-                "CREATE DATABASE %s TEMPLATE %s%s"
-                % (_pgwire.quote_ident(name), _pgwire.quote_ident(source), self._strategy(conn)),
-            )
+        sql = "CREATE DATABASE %s TEMPLATE %s%s" % (
+            _pgwire.quote_ident(name),
+            _pgwire.quote_ident(source),
+            options,
+        )
+        if self.admin_database in (name, source):
+            with self.connect(self._admin_for(name, source)) as conn:
+                self._run(conn, sql + self._strategy(conn))
+            return
+        self._on_channel(lambda conn: self._run(conn, sql + self._strategy(conn)), sql)
+
+    def claim_database(self, pooled: str, name: str, owner: str) -> bool:
+        # One implicit transaction: the rename, the opening and the owner's
+        # mark happen together or not at all. A rename is atomic: of two
+        # claimants of ``pooled``, one gets "does not exist".
+        sql = "ALTER DATABASE %s RENAME TO %s; ALTER DATABASE %s ALLOW_CONNECTIONS true; %s" % (
+            _pgwire.quote_ident(pooled),
+            _pgwire.quote_ident(name),
+            _pgwire.quote_ident(name),
+            self._mark_sql(name, owner),
+        )
+        try:
+            self._admin(sql, pooled, name)
+        except AdminError as exc:
+            if "SQLSTATE 3D000" in exc.reason:  # invalid_catalog_name: gone
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _mark_sql(name: str, owner: str) -> str:
+        return "COMMENT ON DATABASE %s IS %s" % (
+            _pgwire.quote_ident(name),
+            _literal(MARK_PREFIX + owner),
+        )
+
+    def mark_database(self, name: str, owner: str) -> None:
+        self._admin(self._mark_sql(name, owner), name)
+
+    def marked_databases(self, prefixes: tuple[str, ...]) -> list[tuple[str, str]]:
+        named = " OR ".join("starts_with(datname, %s)" % _literal(prefix) for prefix in prefixes)
+        rows = self._admin(
+            "SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '') "
+            "FROM pg_database WHERE %s "
+            "OR starts_with(coalesce(shobj_description(oid, 'pg_database'), ''), %s)"
+            % (named or "false", _literal(MARK_PREFIX))
+        )
+        return [(row[0] or "", (row[1] or "").removeprefix(MARK_PREFIX)) for row in rows]
+
+    def retire_database(self, name: str, trash: str) -> None:
+        ident = _pgwire.quote_ident(name)
+        rows = self._admin(
+            "ALTER DATABASE %s ALLOW_CONNECTIONS false; "
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+            % (ident, _literal(name)),
+            name,
+        )
+        pids = [int(row[0]) for row in rows if row[0]]
+        if pids:
+            wait_for(lambda: not any(_reaper.start_time(pid) for pid in pids), self.timeout)
+        self._admin("ALTER DATABASE %s RENAME TO %s" % (ident, _pgwire.quote_ident(trash)), name)
 
     def _strategy(self, conn: _pgwire.Connection) -> str:
         """Since PostgreSQL 15, CREATE DATABASE WAL-logs every block it
@@ -163,17 +361,23 @@ class PostgresqlAdmin(SqlAdmin):
         'A database dropped as soon as its clients are gone').
         """
         ident = _pgwire.quote_ident(name)
-        with self.connect(self._admin_for(name)) as conn:
-            if self._run(conn, "SELECT 1 FROM pg_database WHERE datname = %s" % _literal(name)):
-                self._run(conn, "ALTER DATABASE %s ALLOW_CONNECTIONS false" % ident)
-                rows = self._run(
-                    conn,
-                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s" % _literal(name),
-                )
-                pids = [int(row[0]) for row in rows if row[0]]
-                wait_for(lambda: not any(_reaper.start_time(pid) for pid in pids), self.timeout)
-                self._run(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % ident)
+        # One request: refuse connections, terminate the open ones (nothing
+        # when it does not exist).
+        rows = self._admin(
+            "DO $$BEGIN IF EXISTS (SELECT 1 FROM pg_database WHERE datname = %s) THEN "
+            "EXECUTE %s; END IF; END$$; "
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+            % (
+                _literal(name),
+                _literal("ALTER DATABASE %s ALLOW_CONNECTIONS false" % ident),
+                _literal(name),
+            ),
+            name,
+        )
+        pids = [int(row[0]) for row in rows if row[0]]
+        if pids:
+            wait_for(lambda: not any(_reaper.start_time(pid) for pid in pids), self.timeout)
+        self._admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % ident, name)
 
 
 #: Beside the data files of the template, the superuser's password on TCP.

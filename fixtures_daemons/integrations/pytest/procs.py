@@ -19,7 +19,7 @@ import pytest
 
 from fixtures_daemons.base.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
-from fixtures_daemons.base.origins import Attached, state_value
+from fixtures_daemons.base.origins import Attached, state_value, unvouch, vouch
 from fixtures_daemons.errors import ExecutableNotFound
 from fixtures_daemons.integrations.pytest.settings import Settings
 
@@ -58,6 +58,7 @@ class DaemonProc:
         origin: str,
         fixture: DaemonFixture | None = None,
         log_path: str = "",
+        probe: DaemonFixture | None = None,
     ) -> None:
         self.fixture_class = fixture_class
         self.endpoint = endpoint
@@ -66,6 +67,12 @@ class DaemonProc:
         self.log_path = log_path
         #: What a fixture needs to attach to it (the state variable's value).
         self.state = state_value(self.name, endpoint)
+        # Checked once here (the session holds the daemon): the namespaces
+        # attach without checking it again for every test.
+        # (``probe``: a fixture of the class, not set up, to check with.)
+        self.vouched = fixture is not None or probe is not None
+        if self.vouched:
+            vouch(typing.cast(DaemonFixture, fixture or probe), self.state)
 
     def __repr__(self) -> str:
         return "<DaemonProc %s at %s, %s>" % (self.name, self.url or self.host, self.origin)
@@ -120,6 +127,8 @@ class DaemonProc:
         return fixture
 
     def stop(self) -> None:
+        if self.vouched:
+            unvouch(self.name, self.state)
         if self.fixture is not None:
             self.fixture.cleanUp()
 
@@ -172,6 +181,7 @@ def start_proc(
             endpoint,
             "attached to the daemon %s describes" % variable,
             log_path=log if endpoint.directory and os.path.isfile(log) else "",
+            probe=probe,
         )
     fixture = start_fixture(cls, kwargs, settings)
     origin = fixture.origin.description if fixture.origin is not None else ""

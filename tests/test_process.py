@@ -400,6 +400,12 @@ class TestStop(base.TestCase):
         self.assertEqual(-signal.SIGKILL, daemon.stop())
         self.assertIsNone(daemon.stop())
 
+    def test_a_name_with_a_slash_keeps_the_log_inside(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY), name="../up/python")
+        assert daemon.temp_dir is not None
+        self.assertEqual(daemon.temp_dir, os.path.dirname(daemon.log_path))
+        self.assertIn("ready", daemon.log_tail())
+
     def test_death_while_in_use_is_reported_at_cleanup(self) -> None:
         daemon = ProcessFixture(
             self.program("ready-after", 0), probe=LogPattern(READY), name="misbehave"

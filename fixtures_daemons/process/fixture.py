@@ -198,7 +198,9 @@ class ProcessFixture(Fixture):
             else:
                 self.temp_dir = make_private_dir(self.name, self.temp_root, self.run_as)
                 self.addCleanup(remove_tree, self.temp_dir)
-        self.log_path = os.path.join(self.temp_dir, "%s.log" % self.name)
+        # A name, never a path: "a/b" must not put the log outside the dir.
+        log_name = self.name.replace(os.sep, "_").lstrip(".") or "process"
+        self.log_path = os.path.join(self.temp_dir, "%s.log" % log_name)
         log_path = self.log_path
         self.addDetail(
             "%s-log" % self.name,

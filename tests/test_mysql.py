@@ -74,13 +74,37 @@ class TestMysql(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_b
 
     def test_url_and_connect_kwargs(self) -> None:
         my = self.useFixture(MysqlFixture())
-        self.assertEqual("mysql+pymysql://root@127.0.0.1:%d/test" % my.port, my.url)
+        password = my.endpoint.password
+        self.assertRegex(password, r"^[0-9a-f]{32}$")
+        self.assertEqual("mysql+pymysql://root:%s@127.0.0.1:%d/test" % (password, my.port), my.url)
         self.assertEqual(
-            {"host": "127.0.0.1", "port": my.port, "user": "root", "database": "test"},
+            {
+                "host": "127.0.0.1",
+                "port": my.port,
+                "user": "root",
+                "password": password,
+                "database": "test",
+            },
             my.connect_kwargs,
         )
         [(user, database)] = rows(my, "SELECT CURRENT_USER(), DATABASE()")
         self.assertEqual(("root", "test"), (user.split("@")[0], database))
+
+    def test_tcp_needs_the_password(self) -> None:
+        # Another local user reaches loopback TCP, not the private socket:
+        # without this server's password, as root or as anyone, refused.
+        my = self.useFixture(MysqlFixture())
+        for user, password in (("root", ""), ("root", "wrong"), ("", "")):
+            error = self.assertRaises(
+                pymysql.err.OperationalError,
+                pymysql.connect,
+                host=my.host,
+                port=my.port,
+                user=user,
+                password=password,
+                connect_timeout=10,
+            )
+            self.assertEqual(1045, error.args[0], error)  # access denied
 
     def test_unix_socket(self) -> None:
         my = self.useFixture(MysqlFixture())

@@ -269,7 +269,8 @@ class TestRunCommand(CliTestCase):
     def test_zero_status_and_native_variables(self) -> None:
         env = self.runDump("run", "redis")
         port = env["FIXTURES_DAEMONS_REDIS_PORT"]
-        url = "redis://127.0.0.1:%s/0" % port
+        password = env["FIXTURES_DAEMONS_REDIS_PASSWORD"]
+        url = "redis://:%s@127.0.0.1:%s/0" % (password, port)
         self.assertEqual(url, env["FIXTURES_DAEMONS_URL"])
         self.assertEqual(url, env["FIXTURES_DAEMONS_REDIS_URL"])
         self.assertEqual(url, env["FIXTURES_DAEMONS_URLS"])
@@ -314,7 +315,7 @@ class TestRunCommand(CliTestCase):
     def test_pifpaf_style(self) -> None:
         env = self.runDump("run", "--style", "pifpaf", "redis")
         port = env["FIXTURES_DAEMONS_REDIS_PORT"]
-        url = "redis://localhost:%s" % port
+        url = "redis://:%s@localhost:%s" % (env["FIXTURES_DAEMONS_REDIS_PASSWORD"], port)
         self.assertEqual(url, env["FIXTURES_DAEMONS_URL"])
         self.assertEqual(url, env["FIXTURES_DAEMONS_REDIS_URL"])
         self.assertEqual(url, env["FIXTURES_DAEMONS_URLS"])
@@ -392,8 +393,12 @@ class TestRunCommand(CliTestCase):
             "-g", "ALL_URLS", "run", "redis", "--", *CLI, "-g", "ALL_URLS", "run", "memcached"
         )
         self.assertEqual(
-            "redis://localhost:%s;memcached://localhost:%s"
-            % (env["PIFPAF_REDIS_PORT"], env["PIFPAF_MEMCACHED_PORT"]),
+            "redis://:%s@localhost:%s;memcached://localhost:%s"
+            % (
+                env["PIFPAF_REDIS_PASSWORD"],
+                env["PIFPAF_REDIS_PORT"],
+                env["PIFPAF_MEMCACHED_PORT"],
+            ),
             env["ALL_URLS"],
         )
         self.assertEqual(env["PIFPAF_MEMCACHED_URL"], env["PIFPAF_URL"])
@@ -618,7 +623,7 @@ class TestNamedDaemons(CliTestCase):
         self.assertEqual(str(record.holder_pid), env["FIXTURES_DAEMONS_PID"])
         result = self.cli("env", "-e", "PIFPAF", "cache")
         self.assertEqual(
-            "redis://localhost:%d" % record.endpoint.port,
+            "redis://:%s@localhost:%d" % (record.endpoint.password, record.endpoint.port),
             parse_exports(result.stdout)["PIFPAF_URL"],
         )
 
@@ -1023,8 +1028,13 @@ class TestPifpafCompatibility(CliTestCase):
         return str(self.useFixture(PortFixture()).port)
 
     def test_redis(self) -> None:
-        theirs, ours = self.environments("redis", ["--port", self.pifpafPort()], [])
-        self.assertEqual("redis://localhost:{port}", theirs["PIFPAF_URL"])
+        # The same password on both sides (ours makes a random one unless
+        # told): the URL forms, password included, are the same.
+        password = ["--password", "pw"]
+        theirs, ours = self.environments(
+            "redis", ["--port", self.pifpafPort(), *password], password
+        )
+        self.assertEqual("redis://:pw@localhost:{port}", theirs["PIFPAF_URL"])
         self.assertSameExports(theirs, ours)
 
     def test_memcached(self) -> None:

@@ -37,7 +37,9 @@ def client(daemon: RedisFixture) -> redis.Redis:
 
 
 def raw(daemon: RedisFixture, **kwargs: typing.Any) -> redis.Redis:
-    """A client on host and port, without the url's password."""
+    """A client on host and port, not through the url: with the fixture's
+    password unless told otherwise (``password=None``: none)."""
+    kwargs.setdefault("password", daemon.password or None)
     return redis.Redis(daemon.host, daemon.port, **kwargs, **no_retry())
 
 
@@ -93,7 +95,10 @@ class TestRedis(
 
     def test_url(self) -> None:
         daemon = self.useFixture(RedisFixture())
-        self.assertEqual("redis://127.0.0.1:%d/0" % daemon.port, daemon.url)
+        self.assertRegex(daemon.password, r"^[0-9a-f]{32}$")  # its own, random
+        self.assertEqual("redis://:%s@127.0.0.1:%d/0" % (daemon.password, daemon.port), daemon.url)
+        with raw(daemon, password=None) as anonymous:  # another local user, without it: refused
+            self.assertRaises(redis.exceptions.AuthenticationError, anonymous.set, "k", "v")
         self.assertEqual(daemon.socket_path, daemon.env["FIXTURES_DAEMONS_REDIS_SOCKET"])
         # No Sentinel unless asked for.
         self.assertEqual((None, []), (daemon.sentinel_port, daemon.sentinels))
@@ -112,16 +117,25 @@ class TestRedis(
     def test_unix_socket(self) -> None:
         daemon = self.useFixture(RedisFixture())
         with redis.Redis(
-            unix_socket_path=daemon.socket_path, decode_responses=True, **no_retry()
+            unix_socket_path=daemon.socket_path,
+            password=daemon.password,
+            decode_responses=True,
+            **no_retry(),
         ) as r:
             r.set("key", "value")
         self.assertEqual("value", self.read(daemon, "key"))
         self.assertEqual("PONG", daemon.command("PING"))
 
+    def test_no_password(self) -> None:
+        daemon = self.useFixture(RedisFixture(password=""))
+        self.assertEqual("redis://127.0.0.1:%d/0" % daemon.port, daemon.url)
+        with raw(daemon, password=None) as anonymous:
+            anonymous.set("k", "v")
+
     def test_password(self) -> None:
         daemon = self.useFixture(RedisFixture(password="s3cret"))
         self.assertEqual("redis://:s3cret@127.0.0.1:%d/0" % daemon.port, daemon.url)
-        with raw(daemon) as anonymous:
+        with raw(daemon, password=None) as anonymous:
             self.assertRaises(redis.exceptions.AuthenticationError, anonymous.set, "k", "v")
         with raw(daemon, password="wrong") as wrong:
             self.assertRaises(redis.exceptions.AuthenticationError, wrong.ping)
@@ -136,7 +150,7 @@ class TestRedis(
         with daemon.stopped():
             pass
         self.assertEqual("value", self.read(daemon, "key"))
-        with raw(daemon) as anonymous:
+        with raw(daemon, password=None) as anonymous:
             self.assertRaises(redis.exceptions.AuthenticationError, anonymous.get, "key")
 
     def test_databases(self) -> None:
@@ -393,9 +407,9 @@ class TestRedisSentinelPifpafExports(PifpafComparison):
         port, sentinel_port = self.pifpafPorts()
         theirs, ours = self.environments(
             "redis",
-            ["--port", port, "--sentinel", "--sentinel-port", sentinel_port],
-            ["--sentinel"],
+            ["--port", port, "--sentinel", "--sentinel-port", sentinel_port, "--password", "pw"],
+            ["--sentinel", "--password", "pw"],
         )
         self.assertEqual("{port}", theirs["PIFPAF_REDIS_SENTINEL_PORT"])
-        self.assertEqual("redis://localhost:{port}", theirs["PIFPAF_URL"])
+        self.assertEqual("redis://:pw@localhost:{port}", theirs["PIFPAF_URL"])
         self.assertSameExports(theirs, ours)

@@ -5,6 +5,7 @@ fixture). Valkey, its fork, is the same fixture with another program:
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import typing
 
@@ -66,7 +67,7 @@ class RedisAdmin(Admin):
         if "sentinel" not in endpoint.ports:
             self._lacks("sentinel_master()", "Sentinel (start it with sentinel=True)")
         commands: list[tuple[str, ...]] = []
-        if endpoint.password:
+        if endpoint.password and endpoint.extra.get("sentinel_auth") == "1":
             commands.append(("AUTH", endpoint.password))
         commands.append(("SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER))
         address = (endpoint.host, endpoint.ports["sentinel"])
@@ -135,9 +136,12 @@ class RedisFixture(DaemonFixture):
     master's address. :meth:`stopped` and :meth:`paused` act on the server
     only: the Sentinel sees the outage, as it would in production.
 
-    :param password: require this password (``requirepass``); with a
-        Sentinel, the Sentinel requires it too and uses it to reach the
-        server (pifpaf does the same).
+    :param password: the password the server requires (``requirepass``,
+        on TCP and on its socket); ``url`` carries it. By default a random
+        one of this server's own, so that no other local user gets in (a
+        Redis client can make the server write files as its user);
+        ``""``: none. A password given here the Sentinel requires too, as
+        pifpaf's does; the Sentinel always uses it to reach the server.
     :param databases: how many numbered databases it has.
     :param sentinel: run a Sentinel watching the server.
     :param sentinel_port: pin the Sentinel's port (the default reserves a
@@ -180,7 +184,9 @@ class RedisFixture(DaemonFixture):
         super().__init__(**kwargs)
         if sentinel_port is not None and not sentinel:
             raise ValueError("sentinel_port=%d needs sentinel=True" % sentinel_port)
-        self.password = password
+        self.requested_password = password
+        # Made now, not at setUp: stopped() restarts with the same one.
+        self._password = password if password is not None else secrets.token_hex(16)
         self.databases = databases
         self.sentinel = sentinel
         self.requested_sentinel_port = sentinel_port
@@ -202,11 +208,10 @@ class RedisFixture(DaemonFixture):
             'logfile ""',
             "sentinel monitor %s %s %d 1" % (SENTINEL_MASTER, self.requested_host, self.port),
         ]
-        if self.password:
-            lines += [
-                "sentinel auth-pass %s %s" % (SENTINEL_MASTER, _quoted(self.password)),
-                "requirepass %s" % _quoted(self.password),
-            ]
+        if self._password:
+            lines.append("sentinel auth-pass %s %s" % (SENTINEL_MASTER, _quoted(self._password)))
+        if self.requested_password:  # as pifpaf: a password given guards the Sentinel too
+            lines.append("requirepass %s" % _quoted(self.requested_password))
         return "\n".join(lines) + "\n"
 
     def needed_ports(self) -> typing.Sequence[str]:
@@ -260,8 +265,8 @@ class RedisFixture(DaemonFixture):
         }
         if self.durable:
             settings.update(appendonly="yes", appendfsync="always")
-        if self.password:
-            settings["requirepass"] = self.password
+        if self._password:
+            settings["requirepass"] = self._password
         return settings
 
     def command_line(self) -> list[str]:
@@ -279,10 +284,15 @@ class RedisFixture(DaemonFixture):
             super()
             .build_endpoint()
             .replace(
-                password=self.password or "",
+                password=self._password,
                 database="0",
                 sockets={"main": self.path("%s.sock" % self.daemon_name)},
-                extra={"databases": str(self.settings().get("databases", self.databases))},
+                extra=dict(
+                    databases=str(self.settings().get("databases", self.databases)),
+                    # The Sentinel asks for the password only when it was
+                    # given (as pifpaf's): a random one guards the server.
+                    **({"sentinel_auth": "1"} if self.sentinel and self.requested_password else {}),
+                ),
             )
         )
 
@@ -291,6 +301,11 @@ class RedisFixture(DaemonFixture):
     @property
     def socket_path(self) -> str:
         return self.endpoint.socket
+
+    @property
+    def password(self) -> str:
+        """The password the server requires (``""``: none)."""
+        return self._endpoint.password if self._endpoint is not None else self._password
 
     @property
     def db(self) -> int:

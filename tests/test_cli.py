@@ -822,6 +822,24 @@ class TestOtherCommands(CliTestCase):
             self.assertStatus(2, result)
             self.assertIn(suggestion, result.stderr)
             self.assertEqual(1, len(result.stderr.splitlines()), result.stderr)
+        # Nothing close: no suggestion.
+        result = self.cli("run", "postgresql", "--bogus", "--", "true")
+        self.assertNotIn("did you mean", result.stderr)
+
+    def test_errors_point_to_the_right_help(self) -> None:
+        for args, where in (
+            (("run", "postgresql", "--bogus", "--", "true"), "run postgresql"),
+            (("run", "postgresql", "--port", "abc", "--", "true"), "run postgresql"),
+            (("run", "postgrsql", "--", "true"), "run"),
+            (("stop", "--bogus"), "stop"),
+            (("cache", "clear", "a", "b"), "cache clear"),
+            (("lsit",), ""),
+        ):
+            result = self.cli(*args)
+            self.assertStatus(2, result)
+            self.assertIn(
+                "(see %s --help)" % " ".join(["fixtures-daemons", where]).strip(), result.stderr
+            )
 
     def test_a_reader_that_goes_away(self) -> None:
         # fixtures-daemons list | head: no traceback, the pipe's status.
@@ -883,6 +901,12 @@ class TestOtherCommands(CliTestCase):
             self.assertIn(option, result.stdout)
         self.assertIn("usage: fixtures-daemons run postgresql", result.stdout)
         self.assertIn("PortUnavailable", result.stdout)  # a :class: line continues the text
+        # Real metavars and defaults; no Sphinx markup anywhere.
+        for shown in ("--port PORT", "--timeout SECONDS", "--template FILE", "--binary PATH"):
+            self.assertIn(shown, result.stdout)
+        self.assertIn("(default: postgres)", result.stdout)
+        self.assertNotIn("``", result.stdout)
+        self.assertNotIn(":class:", result.stdout)
         self.assertNotIn("--reuse", result.stdout)
 
 

@@ -65,18 +65,33 @@ def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
     return found
 
 
+def _subparser(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command's own parser (``fixtures-daemons run postgresql``),
+    so that an error points to its ``--help`` and suggests its options."""
+    while True:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions:
+            return parser
+        name = getattr(ns, actions[0].dest, None)
+        if name not in actions[0].choices:
+            return parser
+        parser = actions[0].choices[name]
+
+
 def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
     """``; did you mean 'postgresql'?`` for a misspelt daemon, command or
     option, when one is close."""
+    cutoff = 0.6  # a command or a daemon: "rnu" is "run"
     match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
     if match:
         wanted, choices = match.group(1), re.findall(r"'?([\w.-]+)'?", match.group(2))
     else:
+        cutoff = 0.75  # an option: "--bogus" is not "--os-user"
         match = re.search(r"unrecognized arguments: (\S+)", message)
         if not match:
             return ""
         wanted, choices = match.group(1).split("=")[0], sorted(_option_strings(parser))
-    close = difflib.get_close_matches(wanted, choices, n=1)
+    close = difflib.get_close_matches(wanted, choices, n=1, cutoff=cutoff)
     return "; did you mean %r?" % close[0] if close else ""
 
 
@@ -118,7 +133,7 @@ def _daemon_subparsers(
             continue  # one broken third-party package must not break the others
 
         # The docstring's first paragraph (its first line stops mid-sentence).
-        summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        summary = options.plain((cls.__doc__ or "").strip().split("\n\n")[0])
         sub = subs.add_parser(
             cls.daemon_name,
             aliases=list(cls.aliases),
@@ -573,7 +588,7 @@ def _main(args: list[str], command: list[str], debug: bool) -> int:
             if ns.command == "run" and not command and not extra[0].startswith("-"):
                 command = extra
             else:
-                parser.error("unrecognized arguments: %s" % " ".join(extra))
+                _subparser(parser, ns).error("unrecognized arguments: %s" % " ".join(extra))
         if getattr(ns, "daemon", None):
             # As typed (an alias: s3rver) for <PREFIX>_DAEMON, as pifpaf has it.
             ns.typed_daemon = ns.daemon

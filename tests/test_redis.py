@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import typing
 
 import redis
@@ -177,6 +180,65 @@ class TestRedis(
         daemon = self.useFixture(RedisFixture())
         with client(daemon) as r:
             self.assertEqual({"appendonly": "no"}, r.config_get("appendonly"))
+
+
+class TestRedisClaims(daemon_base.DaemonTestCase):
+    """The database numbers attached fixtures claim on a shared server."""
+
+    daemon_class = RedisFixture
+
+    def dead_owner_claim(self, token: str) -> str:
+        """A claim as a process that has exited left it (SIGKILLed before
+        its cleanUp): this machine, a pid that no longer has that start."""
+        child = subprocess.Popen([sys.executable, "-c", ""])
+        child.wait()
+        return json.dumps(
+            {
+                "boot": open("/proc/sys/kernel/random/boot_id").read().strip(),
+                "host": socket.gethostname(),
+                "pid": child.pid,
+                "start": "1",  # no live process started at tick 1
+                "token": token,
+            },
+            sort_keys=True,
+        )
+
+    def test_a_dead_owners_claim_is_taken_over(self) -> None:
+        server = self.useFixture(RedisFixture(databases=3, share=True))
+        with raw(server) as r:
+            r.set("fixtures-daemons:db:1", self.dead_owner_claim("dead"))
+        with raw(server, db=1) as r1:
+            r1.set("left", "by the dead owner")
+        attached = self.useFixture(RedisFixture())
+        self.assertEqual(1, attached.db)  # taken over, not db 2
+        with raw(server, db=1) as r1:
+            self.assertIsNone(r1.get("left"))  # and emptied first
+
+    def test_a_live_owners_claim_is_left_alone(self) -> None:
+        server = self.useFixture(RedisFixture(databases=3, share=True))
+        one = self.useFixture(RedisFixture())
+        two = self.useFixture(RedisFixture())
+        self.assertEqual([1, 2], sorted([one.db, two.db]))
+        with raw(server, db=one.db) as r:
+            r.set("mine", "one's")
+        # Every number taken by a live owner: a key prefix in database 0.
+        three = self.useFixture(RedisFixture())
+        self.assertEqual((0, True), (three.db, bool(three.key_prefix)))
+        three.cleanUp()
+        with raw(server, db=one.db) as r:
+            self.assertEqual(b"one's", r.get("mine"))
+
+    def test_release_never_flushes_another_owners_database(self) -> None:
+        server = self.useFixture(RedisFixture(databases=3, share=True))
+        admin_ = admin(server)
+        self.assertTrue(admin_.claim_number(1, "mine"))
+        with raw(server) as r:
+            r.set("fixtures-daemons:db:1", json.dumps({"token": "someone else's"}))
+        with raw(server, db=1) as r1:
+            r1.set("theirs", "kept")
+        admin_.release_number(1, "mine")
+        with raw(server, db=1) as r1:
+            self.assertEqual(b"kept", r1.get("theirs"))
 
 
 class BrokenRedis(RedisFixture):

@@ -4,9 +4,11 @@ fixture). Valkey, its fork, is the same fixture with another program:
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
+import socket
 import typing
 
 from fixtures_daemons.base.admin import Admin
@@ -17,6 +19,7 @@ from fixtures_daemons.base.namespaces import DatabaseNumber, Namespace
 from fixtures_daemons.base.resources import DaemonResource
 from fixtures_daemons.daemons import _resp
 from fixtures_daemons.errors import AdminError, AttachError
+from fixtures_daemons.process import _reaper
 from fixtures_daemons.process.fixture import ProcessFixture
 from fixtures_daemons.process.probes import Callable, Probe
 
@@ -31,6 +34,49 @@ SENTINEL_MASTER = "pifpaf"
 def _quoted(value: str) -> str:
     """``value`` as a double-quoted string of a Redis configuration file."""
     return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+#: Set KEYS[1] to ARGV[2] if it still holds ARGV[1].
+_TAKE_OVER = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('SET', KEYS[1], ARGV[2]) else return false end"
+)
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _claim_value(token: str) -> str:
+    pid = os.getpid()
+    owner = {"boot": _boot_id(), "pid": pid, "start": _reaper.start_time(pid)}
+    return json.dumps(dict(owner, token=token, host=socket.gethostname()), sort_keys=True)
+
+
+def _claim_token(value: str) -> str:
+    try:
+        return str(json.loads(value)["token"])
+    except (ValueError, KeyError, TypeError):
+        return value  # a bare token
+
+
+def _owner_dead(value: str) -> bool:
+    """True when the claim's owner ran on this machine and is gone (its pid
+    has another start time, or the machine has booted since); False when
+    it lives or cannot be told (another machine, a claim of another form)."""
+    try:
+        owner = json.loads(value)
+        boot, pid, start = str(owner["boot"]), int(owner["pid"]), str(owner["start"])
+        host = str(owner["host"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname() or not boot:
+        return False
+    return boot != _boot_id() or _reaper.start_time(pid) != start
 
 
 class RedisAdmin(Admin):
@@ -95,13 +141,26 @@ class RedisAdmin(Admin):
         return int(self.endpoint.extra.get("databases", "16"))
 
     # The claims are keys in database 0, set only if absent, so two workers
-    # never get the same number.
+    # never get the same number. A claim names its owner (this machine's
+    # boot, the pid and its start time): one whose owner died without
+    # releasing it (a SIGKILLed worker) is taken over, atomically, by the
+    # next fixture that finds every free number taken.
     def claim_number(self, number: int, token: str) -> bool:
-        return self.command("SET", self._CLAIM % number, token, "NX") == "OK"
+        key = self._CLAIM % number
+        value = _claim_value(token)
+        if self.command("SET", key, value, "NX") == "OK":
+            return True
+        current = self.command("GET", key)
+        if not isinstance(current, bytes) or not _owner_dead(current.decode("utf-8", "replace")):
+            return False
+        # Compare and set: only if it is still the dead owner's claim.
+        return self.command("EVAL", _TAKE_OVER, "1", key, current.decode(), value) == "OK"
 
     def release_number(self, number: int, token: str) -> None:
-        self.command("FLUSHDB", db=number)
-        if self.command("GET", self._CLAIM % number) == token.encode():
+        # Only our own claim: never flush a database another fixture holds.
+        current = self.command("GET", self._CLAIM % number)
+        if isinstance(current, bytes) and _claim_token(current.decode("utf-8", "replace")) == token:
+            self.command("FLUSHDB", db=number)
             self.command("DEL", self._CLAIM % number)
 
     def flush_number(self, number: int) -> None:

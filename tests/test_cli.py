@@ -312,6 +312,19 @@ class TestRunCommand(CliTestCase):
             self.assertStatus(expected, result)
             self.assertIn("was killed by signal %d while in use" % signal.SIGKILL, result.stderr)
 
+    def test_log_file_keeps_the_daemons_log_and_the_messages(self) -> None:
+        path = os.path.join(self.work, "run.log")
+        self.assertStatus(0, self.cli("--log-file", path, "run", "redis", "--", "true"))
+        with open(path) as f:
+            text = f.read()
+        self.assertIn("== redis log redis.log", text)
+        self.assertIn("Ready to accept connections", text)  # the daemon's own log
+        # A complaint goes there too (and to stderr).
+        result = self.cli("--log-file", path, "run", "redis", "--", "/nonexistent/cmd")
+        self.assertStatus(127, result)
+        with open(path) as f:
+            self.assertIn("command not found: /nonexistent/cmd", f.read())
+
     def test_pifpaf_style(self) -> None:
         env = self.runDump("run", "--style", "pifpaf", "redis")
         port = env["FIXTURES_DAEMONS_REDIS_PORT"]

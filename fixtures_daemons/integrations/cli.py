@@ -149,6 +149,12 @@ def build_parser(only: typing.Collection[str] | None = None) -> argparse.Argumen
     (see doc/source/design.rst, 'The CLI's options')."""
     parser = _Parser(prog=PROG, description="Real, throw-away daemons for test runs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--log-file",
+        metavar="FILE",
+        help="also append the tool's messages to FILE and, when run stops the daemon, "
+        "its log (kept there after its temp dir is removed), as pifpaf's --log-file",
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     _add_env_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -305,6 +311,7 @@ def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+        _keep_logs(fixture)
         try:
             fixture.cleanUp()
         except DaemonDied as exc:
@@ -517,8 +524,42 @@ def cmd_cache(ns: argparse.Namespace) -> int:
     return 0
 
 
+#: Where --log-file appends (None: nowhere).
+_LOG_FILE: list[str] = []
+
+
 def _complain(message: str) -> None:
-    sys.stderr.write("%s: %s\n" % (PROG, message))
+    line = "%s: %s\n" % (PROG, message)
+    sys.stderr.write(line)
+    _log(line)
+
+
+def _log(text: str) -> None:
+    """Append to the --log-file, if one was given; a file that cannot be
+    written is said once, and not tried again."""
+    if not _LOG_FILE:
+        return
+    try:
+        with open(_LOG_FILE[0], "a") as f:
+            f.write(text)
+    except OSError as exc:
+        path = _LOG_FILE.pop()
+        sys.stderr.write("%s: cannot write the log file %s: %s\n" % (PROG, path, exc))
+
+
+def _keep_logs(fixture: DaemonFixture) -> None:
+    """Before the temp dir goes: the daemon's log files into --log-file."""
+    if not _LOG_FILE or not fixture.temp_dir:
+        return
+    for name in sorted(os.listdir(fixture.temp_dir)):
+        path = os.path.join(fixture.temp_dir, name)
+        if name.endswith(".log") and os.path.isfile(path):
+            try:
+                with open(path, errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            _log("== %s log %s\n%s" % (fixture.daemon_name, name, text))
 
 
 def _refuse_missing_pifpaf_daemon(args: list[str], known: set[str]) -> None:
@@ -582,6 +623,7 @@ def _main(args: list[str], command: list[str], debug: bool) -> int:
             _refuse_missing_pifpaf_daemon(args, named)
         parser = build_parser(named)
         ns, extra = parser.parse_known_args(args)
+        _LOG_FILE[:] = [os.path.abspath(ns.log_file)] if ns.log_file else []
         if extra:
             # pifpaf runs `pifpaf run redis env`: a command without `--`,
             # after the daemon's options.

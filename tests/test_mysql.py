@@ -6,9 +6,11 @@ import os
 import shutil
 import typing
 
+import fixtures
 import pymysql  # type: ignore[import-untyped]
 
 from fixtures_daemons import DaemonFixture, MysqlFixture
+from fixtures_daemons.base.templates import CACHE_ENV
 from tests import daemon_base
 
 NO_SUCH_TABLE = 1146
@@ -175,6 +177,23 @@ class TestMysql(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_b
     def test_query_helper(self) -> None:
         my = self.useFixture(MysqlFixture())
         self.assertEqual([["3"]], my.query("SELECT 1 + 2"))
+
+
+class TestMysqlAsRoot(daemon_base.DaemonTestCase):
+    daemon_class = MysqlFixture
+
+    def test_a_tmpdir_only_root_can_use(self) -> None:
+        # As root the server and mariadb-install-db run as nobody: our
+        # TMPDIR (root's own, 0700) must not be where they write.
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        private = self.useFixture(fixtures.TempDir()).path
+        os.chmod(private, 0o700)
+        self.useFixture(fixtures.EnvironmentVariable("TMPDIR", private))
+        cache = self.useFixture(fixtures.TempDir()).path  # a cold cache: a build
+        self.useFixture(fixtures.EnvironmentVariable(CACHE_ENV, cache))
+        my = self.useFixture(MysqlFixture(mode="spawn"))
+        self.assertEqual([["1"]], my.query("SELECT 1"))
 
 
 class BrokenMysql(MysqlFixture):

@@ -224,7 +224,14 @@ class ProcessFixture(Fixture):
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
         if self.run_as is not None:
-            env.update(HOME=self.temp_dir or "/", USER=self.run_as.name, LOGNAME=self.run_as.name)
+            # Another user: its home and temp files in its own private dir
+            # (our TMPDIR may be a dir of root's that it cannot write).
+            env.update(
+                HOME=self.temp_dir or "/",
+                TMPDIR=self.temp_dir or "/tmp",
+                USER=self.run_as.name,
+                LOGNAME=self.run_as.name,
+            )
         for key, value in self.env_overlay.items():
             if value is None:
                 env.pop(key, None)

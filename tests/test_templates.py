@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import typing
 
@@ -18,7 +19,8 @@ import psycopg
 
 from fixtures_daemons import DaemonExited, PostgresqlFixture, cache_root, clear_cache
 from fixtures_daemons.base.binaries import find_executable, sibling
-from fixtures_daemons.base.templates import CACHE_ENV, TemplateCache, copy_tree
+from fixtures_daemons.base.templates import CACHE_ENV, TemplateCache, _Spares, copy_tree
+from fixtures_daemons.process import _reaper
 from fixtures_daemons.process.tempdirs import TMPDIR_ENV
 from fixtures_daemons.process.users import RunAs
 from fixtures_daemons.process.waiting import wait_for
@@ -453,3 +455,79 @@ class TestSparesDoNotPileUp(daemon_base.DaemonTestCase):
         self.assertEqual({"most": 1}, json.loads(line.split(" ", 1)[1]))
         child.wait(60)
         self.assertTrue(wait_for(lambda: not os.listdir(root), 10), os.listdir(root))
+
+
+class TestSpareRaces(daemon_base.DaemonTestCase):
+    """A watchdog removing its unclaimed spares while another process
+    claims one (a stestr worker exiting while another sets up): the claim
+    gets a whole spare, or none."""
+
+    FILES = 200
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.root = self.ownTempRoot()
+        self.token = os.urandom(16).hex()
+        claimer_dir = os.path.join(self.root, "fxd-claimer")
+        os.mkdir(claimer_dir)
+        self.dst = os.path.join(claimer_dir, "data")
+        self.spares = _Spares("fake-0123", "1", self.dst, None)
+        self.spare = os.path.join(
+            self.root, "%s%s-%s" % (self.spares.prefix, self.token[:8], os.urandom(4).hex())
+        )
+        os.mkdir(self.spare, 0o700)
+        for n in range(self.FILES):
+            with open(os.path.join(self.spare, "f%d" % n), "w") as f:
+                f.write("x")
+        self.watchdog = _reaper._Watchdog(self.token)
+        self.watchdog.handle(
+            "C " + json.dumps(["/template", "/lock", self.spare, -1, -1]), replay=True
+        )
+
+    def test_claim_during_removal_gets_none(self) -> None:
+        # The removal is held half-way through its first rmtree (as a
+        # deletion under way is) while the claim is tried; a spare removed
+        # in place would be claimed half deleted.
+        real_rmtree = shutil.rmtree
+        claims: list[bool] = []
+
+        def rmtree_half_way(path: str, *args: typing.Any, **kwargs: typing.Any) -> None:
+            if not claims and os.path.isdir(path):
+                for top, _dirs, files in os.walk(path):
+                    for name in files[::2]:
+                        os.unlink(os.path.join(top, name))
+                claims.append(self.spares.claim())
+            real_rmtree(path, *args, **kwargs)
+
+        self.useFixture(fixtures.MonkeyPatch("shutil.rmtree", rmtree_half_way))
+        self.watchdog.remove_spares()
+        self.assertEqual([False], claims)
+        self.assertFalse(os.path.lexists(self.dst))
+        self.assertEqual(["fxd-claimer"], os.listdir(self.root))
+
+    def test_claimed_first_is_left_whole(self) -> None:
+        self.assertTrue(self.spares.claim())
+        self.watchdog.remove_spares()
+        self.assertEqual(self.FILES, len(os.listdir(self.dst)))
+        self.assertEqual(["fxd-claimer"], os.listdir(self.root))
+
+    def test_spares_found_by_name(self) -> None:
+        # Spares the journal no longer lists (it was compacted, or the
+        # order was lost with the watchdog), and a copy cut short.
+        part = self.spare + "x.part"
+        os.mkdir(part)
+        other = os.path.join(self.root, "%s%s-%s" % (self.spares.prefix, "f" * 8, "0" * 8))
+        os.mkdir(other)  # another watchdog's: not touched
+        watchdog = _reaper._Watchdog(self.token)
+        watchdog.handle("S " + self.root)
+        watchdog.remove_spares()
+        self.assertEqual(
+            sorted(["fxd-claimer", os.path.basename(other)]), sorted(os.listdir(self.root))
+        )
+
+    def test_a_spare_of_another_owner_is_not_claimed(self) -> None:
+        if not IS_ROOT:
+            self.skipTest("needs root")
+        os.chown(self.spare, NOBODY.pw_uid, NOBODY.pw_gid)
+        self.assertFalse(self.spares.claim())
+        self.assertFalse(os.path.lexists(self.dst))

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The suites that run under pytest rather than stestr: the pytest plugin's
-# own tests and the two compat plugins' (each dir has no __init__.py, so
+# own tests, the two compat plugins' and the pytest-postgresql migration
+# page's example (each dir has no __init__.py, so
 # stestr never collects them). Each runs on its own (their conftests use
 # pytest_plugins, which pytest accepts only in a conftest of the paths it
 # was given), with pytest-xdist (-n 4), under tests.leakcheck. Run from
@@ -13,7 +14,8 @@
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-[ $# -gt 0 ] || set -- tests/pytest_plugin tests/pytest_compat_services tests/pytest_compat_xprocess
+[ $# -gt 0 ] || set -- tests/pytest_plugin tests/pytest_compat_services tests/pytest_compat_xprocess \
+    tests/pytest_from_postgresql
 status=0
 for suite in "$@"; do
     echo "== pytest suite $suite"

@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import typing
 
@@ -28,6 +29,9 @@ from fixtures_daemons.errors import TempDirError
 from fixtures_daemons.process import _copy
 from fixtures_daemons.process.tempdirs import make_private_dir, remove_tree
 from fixtures_daemons.process.users import RunAs
+
+if typing.TYPE_CHECKING:
+    from fixtures_daemons.process.watchdog import Watchdog
 
 __all__ = ["CACHE_ENV", "cache_root", "copy_tree", "TemplateCache", "clear_cache"]
 
@@ -107,16 +111,38 @@ class _Spares:
         self.name = name
 
     def discard(self) -> None:
-        """Remove every spare of this template that this user made."""
+        """Remove every spare of this template that this user made: each
+        renamed into a private trash dir first, so that a claim (a rename
+        too) gets a whole spare or none."""
+        from fixtures_daemons.process.watchdog import Watchdog
+
         try:
-            entries = os.listdir(self.root)
+            spares = [
+                entry
+                for entry in os.listdir(self.root)
+                # A copy still being made is its watchdog's: it fails, the
+                # template being gone, and removes it.
+                if entry.startswith(self.prefix) and not entry.endswith(".part")
+            ]
         except OSError:
             return
-        for entry in entries:
-            if entry.startswith(self.prefix):
-                remove_tree(os.path.join(self.root, entry))
+        if not spares:
+            return
+        watchdog = Watchdog.get()
+        trash = watchdog.make_trash_dir(self.root)
+        if trash is None:
+            return  # nowhere out of reach: the spares stay, as valid as the template was
+        for entry in spares:
+            with contextlib.suppress(OSError):  # claimed a moment ago
+                os.rename(os.path.join(self.root, entry), os.path.join(trash, entry))
+        watchdog.remove_trash(trash)
 
     def claim(self) -> bool:
+        """Take a complete spare as ``dst``, with a rename: another process
+        claiming, or a watchdog removing, takes it with a rename too, so
+        exactly one of them gets it, whole. A dir under the spare's name
+        that is not a dir of ``self.uid`` (planted by another user) is not
+        used."""
         try:
             entries = os.listdir(self.root)
         except OSError:
@@ -125,9 +151,15 @@ class _Spares:
             if entry.startswith(self.prefix) and not entry.endswith(".part"):
                 try:
                     os.rename(os.path.join(self.root, entry), self.dst)
-                    return True
                 except OSError:
                     continue  # claimed by another process a moment ago
+                try:
+                    st = os.lstat(self.dst)
+                    if stat.S_ISDIR(st.st_mode) and st.st_uid == self.uid:
+                        return True
+                except OSError:
+                    pass
+                remove_tree(self.dst)
         return False
 
     def order(self, template: str, lock: str) -> None:
@@ -193,7 +225,8 @@ class TemplateCache:
         temp_root: str | None = None,
     ) -> bool:
         """Copy the template into the new dir ``dst``, building it first
-        (``build(dir)`` fills an empty dir, as ``owner``) when it is missing
+        (``build(dir)`` fills an empty dir, as ``owner``; the dir's parent
+        is private to the build, for its scratch files) when it is missing
         or was made by another version. Return True when the copy came from
         a template that was there already (so a daemon that fails on it may
         have met a damaged one: see :meth:`discard`), False when this call
@@ -283,18 +316,23 @@ class TemplateCache:
         for entry in os.listdir(self.root):
             if entry.startswith(".%s." % os.path.basename(path)):
                 remove_tree(os.path.join(self.root, entry))
-        workdir = make_private_dir(kind + "-template", temp_root, owner)
         from fixtures_daemons.process.watchdog import Watchdog
 
+        # Every dir made here is watched before it exists: a builder killed
+        # at any point (its watchdog too) leaves none of them.
         watchdog = Watchdog.get()
-        watchdog.watch_dir(workdir)  # a builder killed mid-build leaves nothing
+        workdir = make_private_dir(kind + "-template", temp_root, owner, watchdog)
         try:
-            build(workdir)
-            staging = tempfile.mkdtemp(prefix=".%s." % os.path.basename(path), dir=self.root)
+            # The build fills a dir of its own inside the private one: what
+            # it writes beside it (a password file) is private too.
+            data = os.path.join(workdir, _DATA)
+            os.mkdir(data, 0o700)
+            if owner is not None:
+                os.chown(data, owner.uid, owner.gid)
+            build(data)
+            staging = self._staging_dir(path, watchdog)
             try:
-                os.rmdir(staging)
-                os.mkdir(staging, 0o700)
-                copy_tree(workdir, os.path.join(staging, _DATA))
+                copy_tree(data, os.path.join(staging, _DATA))
                 with open(os.path.join(staging, _META), "w") as f:
                     json.dump(
                         {
@@ -307,16 +345,38 @@ class TemplateCache:
                     )
                 if os.path.lexists(path):
                     old = path + ".old"
+                    watchdog.watch_dir(old)
                     remove_tree(old)
                     os.rename(path, old)
                     remove_tree(old)
+                    watchdog.forget_dir(old)
                 os.rename(staging, path)
             except BaseException:
                 remove_tree(staging)
                 raise
+            finally:
+                watchdog.forget_dir(staging)
         finally:
             remove_tree(workdir)
             watchdog.forget_dir(workdir)
+
+    def _staging_dir(self, path: str, watchdog: Watchdog) -> str:
+        """A new 0700 dir ``.<template>.<random>`` in the cache, watched by
+        ``watchdog`` before it exists."""
+        for _ in range(100):
+            staging = os.path.join(
+                self.root, ".%s.%s" % (os.path.basename(path), os.urandom(4).hex())
+            )
+            watchdog.watch_dir(staging)
+            try:
+                os.mkdir(staging, 0o700)
+                return staging
+            except FileExistsError:
+                watchdog.forget_dir(staging)
+            except BaseException:
+                watchdog.forget_dir(staging)
+                raise
+        raise FileExistsError(path)
 
     def entries(self) -> list[tuple[str, int, str]]:
         """The cached templates: (path, size in bytes, program version),

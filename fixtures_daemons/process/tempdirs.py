@@ -9,14 +9,19 @@ user.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import stat
 import tempfile
+import typing
 
 from fixtures_daemons.errors import TempDirError
 from fixtures_daemons.process._fixture import Fixture
 from fixtures_daemons.process.users import RunAs
+
+if typing.TYPE_CHECKING:
+    from fixtures_daemons.process.watchdog import Watchdog
 
 __all__ = [
     "TMPDIR_ENV",
@@ -74,8 +79,20 @@ def _check_traversable(path: str, user: RunAs, what: str) -> None:
         path = parent
 
 
-def make_private_dir(what: str, root: str | None = None, owner: RunAs | None = None) -> str:
-    """Create a 0700 dir for ``what`` under ``root``, owned by ``owner``."""
+def _random_name() -> str:
+    """Eight characters as ``mkdtemp`` picks them (lower case and digits)."""
+    return base64.b32encode(os.urandom(5)).decode().lower()
+
+
+def make_private_dir(
+    what: str, root: str | None = None, owner: RunAs | None = None, watchdog: Watchdog | None = None
+) -> str:
+    """Create a 0700 dir for ``what`` under ``root``, owned by ``owner``.
+
+    With ``watchdog``, the dir is watched by it before it exists (its name
+    is picked first, as ``mkdtemp`` does, then made): however the process
+    dies, even a moment after, there is no dir that no watchdog knows of.
+    """
     given = root
     root = root or default_temp_root()
     if not os.path.isabs(root):
@@ -83,17 +100,32 @@ def make_private_dir(what: str, root: str | None = None, owner: RunAs | None = N
         # root would mean something else to it than to us.
         where = "temp_root=" if given else "$%s" % TMPDIR_ENV
         raise TempDirError(what, root, "%s is a relative path: give an absolute one" % where)
-    try:
-        label = (what or "process").replace(os.sep, "_")  # a name, never a path
-        path = tempfile.mkdtemp(prefix="%s%s-" % (PREFIX, label), dir=root)
-    except OSError as exc:
-        raise TempDirError(what, root, exc.strerror or str(exc)) from None
+    label = (what or "process").replace(os.sep, "_")  # a name, never a path
+    path = ""
+    for _ in range(100):
+        path = os.path.join(root, "%s%s-%s" % (PREFIX, label, _random_name()))
+        if watchdog is not None:
+            watchdog.watch_dir(path)
+        try:
+            os.mkdir(path, 0o700)
+            break
+        except FileExistsError:
+            if watchdog is not None:
+                watchdog.forget_dir(path)
+        except OSError as exc:
+            if watchdog is not None:
+                watchdog.forget_dir(path)
+            raise TempDirError(what, root, exc.strerror or str(exc)) from None
+    else:
+        raise TempDirError(what, root, "no unused name found for a temp dir")
     try:
         if owner is not None:
             os.chown(path, owner.uid, owner.gid)
             _check_traversable(root, owner, what)
     except BaseException:
         remove_tree(path)
+        if watchdog is not None:
+            watchdog.forget_dir(path)
         raise
     return path
 
@@ -126,9 +158,8 @@ class PrivateDirFixture(Fixture):
     def _setUp(self) -> None:
         from fixtures_daemons.process.watchdog import Watchdog
 
-        self.path = make_private_dir(self.what, self.root, self.owner)
         watchdog = Watchdog.get()
-        watchdog.watch_dir(self.path)
+        self.path = make_private_dir(self.what, self.root, self.owner, watchdog)
         if self.root is None:
             self.addCleanup(watchdog.discard_dir, self.path)
         else:

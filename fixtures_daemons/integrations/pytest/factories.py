@@ -14,11 +14,15 @@ The fixture's name is the name it is assigned to. The plugin makes
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import os
 import typing
 
 import pytest
 
 from fixtures_daemons.base.daemon import DaemonFixture
+from fixtures_daemons.base.databases import hook_key
 from fixtures_daemons.integrations.pytest import logs, procs
 from fixtures_daemons.integrations.pytest.settings import (
     SETTINGS_KEY,
@@ -27,7 +31,7 @@ from fixtures_daemons.integrations.pytest.settings import (
     daemon_class,
 )
 
-__all__ = ["daemon_proc", "daemon_fixture", "SCOPES", "FAILED_KEY"]
+__all__ = ["daemon_proc", "daemon_fixture", "load_template", "SCOPES", "FAILED_KEY"]
 
 SCOPES = ("session", "package", "module", "class", "function")
 
@@ -58,6 +62,9 @@ def daemon_proc(
     run``), attached to. ``kwargs`` are the daemon fixture's parameters
     (``port=``, ``settings=``, ``template=``, ``mode="spawn"`` to never
     attach, ``reuse=NAME`` for a named daemon that outlives the run)."""
+    if "load" in kwargs:
+        why = "give it to daemon_fixture, whose databases are copies"
+        raise OptionError("daemon_proc(load)", kwargs["load"], why)
     cls = _check("daemon_proc", name, scope, kwargs)
     arguments = dict(kwargs)
 
@@ -80,6 +87,7 @@ def daemon_fixture(
     proc: str | None = None,
     scope: str = "function",
     fixture_name: str | None = None,
+    load: typing.Sequence[typing.Any] | None = None,
     **kwargs: typing.Any,
 ) -> typing.Any:
     """A fixture that gives a set-up :class:`~fixtures_daemons.DaemonFixture`
@@ -87,11 +95,17 @@ def daemon_fixture(
     Redis database number, ...) in the daemon of the fixture ``proc``
     (default ``<name>_proc``), removed after ``scope``. With
     ``mode="spawn"``: a daemon of its own instead (a fresh daemon per
-    test). ``kwargs`` are the daemon fixture's parameters.
+    test). ``kwargs`` are the daemon fixture's parameters; for PostgreSQL,
+    ``load=`` is pytest-postgresql's, made the template (:func:`load_template`).
 
     While it is set up, its variables (``FIXTURES_DAEMONS_<NAME>_URL``...,
     and the state variable, so that a fixture the test makes in ``auto``
     mode attaches to the same daemon) are in ``os.environ``."""
+    if load is not None:
+        if name != "postgresql" or "template" in kwargs:
+            why = "only for postgresql, and not with template="
+            raise OptionError("daemon_fixture(load)", load, why)
+        kwargs["template"] = load_template(load)
     cls = _check("daemon_fixture", name, scope, kwargs)
     arguments = dict(kwargs)
     own_daemon = arguments.get("mode") == "spawn" or bool(arguments.get("reuse"))
@@ -132,3 +146,51 @@ def daemon_fixture(
         "daemon of its own" if own_daemon else "namespace",
     )
     return pytest.fixture(scope=scope, name=fixture_name)(namespace_fixture)  # type: ignore[call-overload]
+
+
+def load_template(load: typing.Sequence[typing.Any]) -> typing.Callable[[typing.Any], None]:
+    """pytest-postgresql's ``load=`` as a PostgreSQL ``template=`` hook: its
+    items run in order in the template database, built once per daemon. An
+    SQL file (a path, or a string ending in ``.sql``) is run as it is; a
+    callable, or a ``"module:function"`` / ``"module.function"`` string, is
+    called with pytest-postgresql's keywords (``host``, ``port``, ``user``,
+    ``dbname``, ``password``, ``autocommit=False``: loopback TCP). Files
+    and strings are checked here, when the conftest is imported."""
+    steps: list[typing.Any] = []
+    digest = hashlib.sha256()
+    for item in load:
+        if isinstance(item, os.PathLike) or (isinstance(item, str) and item.endswith(".sql")):
+            step: typing.Any = os.path.abspath(os.fspath(item))
+            if not os.path.isfile(step):
+                raise OptionError("load", item, "no such SQL file")
+        elif isinstance(item, str):
+            module, _, attribute = item.replace(":", ".").rpartition(".")
+            try:
+                step = getattr(importlib.import_module(module), attribute)
+            except (ImportError, AttributeError, ValueError) as exc:
+                raise OptionError("load", item, "cannot import it (%s)" % exc) from None
+        elif callable(item):
+            step = item
+        else:
+            raise OptionError("load", item, "expected an SQL file, a callable or 'module:function'")
+        steps.append(step)
+        digest.update(hook_key(step).encode())
+
+    def hook(fixture: typing.Any) -> None:
+        for step in steps:
+            if callable(step):
+                step(
+                    host=fixture.host,
+                    port=fixture.port,
+                    user=fixture.user,
+                    dbname=fixture.database,
+                    password=fixture.password,
+                    autocommit=False,
+                )
+            else:
+                with open(step) as f:
+                    fixture.run_sql(f.read())
+
+    # The template database is named by hook_key(hook): by what the items do.
+    hook.__qualname__ = "load_template.%s" % digest.hexdigest()[:16]
+    return hook

@@ -1,0 +1,1 @@
+CREATE TABLE stories (id serial PRIMARY KEY, name varchar NOT NULL);

@@ -665,3 +665,21 @@ class TestRunCommand(base.TestCase):
         self.assertLess(time.monotonic() - start, 5)
         self.assertIsNone(error.returncode)
         self.assertIn("did not finish within 0.3 s", str(error))
+
+    def test_a_hung_helper_gets_sigterm_first_and_its_children_go_too(self) -> None:
+        # It may clean up on SIGTERM (initdb's shared memory); what it
+        # started goes with it (a process group of its own).
+        script = (
+            "sleep 30 & echo child $!; "
+            "trap 'echo cleaned up; kill $!; exit 1' TERM; while :; do sleep 0.05; done"
+        )
+        error = self.assertRaises(CommandFailed, run_command, ["sh", "-c", script], "helper", 1)
+        self.assertIn("cleaned up", error.output)
+        child = int(re.search(r"child (\d+)", error.output).group(1))  # type: ignore[union-attr]
+        self.assertGone(child)
+
+    def test_a_helper_is_tagged_for_the_watchdog(self) -> None:
+        # A runner killed during an initdb takes the initdb with it: the
+        # watchdog kills what carries its tag.
+        output = run_command(["sh", "-c", "echo $%s" % TAG_ENV], "helper", 10)
+        self.assertTrue(output.startswith(Watchdog.get().token + ":"), output)

@@ -325,6 +325,17 @@ class TestRunCommand(CliTestCase):
         with open(path) as f:
             self.assertIn("command not found: /nonexistent/cmd", f.read())
 
+    def test_keep(self) -> None:
+        result = self.cli("--keep", "run", "redis", "--", "true")
+        self.assertStatus(0, result)
+        match = re.search(r"kept (\S+)", result.stderr)
+        assert match is not None, result.stderr
+        kept = match.group(1)
+        self.addCleanup(shutil.rmtree, kept, True)
+        self.assertEqual(self.temp_root, os.path.dirname(kept))
+        self.assertIn("redis.log", os.listdir(kept))
+        self.assertEqual([], self.marked())  # the daemon stopped all the same
+
     def test_pifpaf_style(self) -> None:
         env = self.runDump("run", "--style", "pifpaf", "redis")
         port = env["FIXTURES_DAEMONS_REDIS_PORT"]

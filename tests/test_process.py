@@ -406,6 +406,19 @@ class TestStop(base.TestCase):
         self.assertEqual(daemon.temp_dir, os.path.dirname(daemon.log_path))
         self.assertIn("ready", daemon.log_tail())
 
+    def test_keep_leaves_the_dir_and_log_but_stops_the_process(self) -> None:
+        self.useFixture(fixtures.EnvironmentVariable("FIXTURES_DAEMONS_KEEP", "1"))
+        daemon = ProcessFixture(self.program("ready-after", 0), probe=LogPattern(READY))
+        manual = ManualFixture(self, daemon)
+        temp_dir, log_path = daemon.temp_dir, daemon.log_path
+        assert temp_dir is not None
+        self.addCleanup(shutil.rmtree, temp_dir, True)
+        process = self.handle(daemon.pid)
+        manual.cleanUp()
+        self.assertGone(process)
+        with open(log_path) as f:
+            self.assertIn("ready", f.read())
+
     def test_death_while_in_use_is_reported_at_cleanup(self) -> None:
         daemon = ProcessFixture(
             self.program("ready-after", 0), probe=LogPattern(READY), name="misbehave"

@@ -28,6 +28,7 @@ from fixtures_daemons.base.origins import state_value
 from fixtures_daemons.base.templates import TemplateCache, clear_cache
 from fixtures_daemons.errors import DaemonDied, DaemonError, MisuseError
 from fixtures_daemons.integrations import options, registry
+from fixtures_daemons.process.tempdirs import KEEP_ENV
 
 if typing.TYPE_CHECKING:
     import psutil  # imported when needed: it would slow every run
@@ -149,6 +150,12 @@ def build_parser(only: typing.Collection[str] | None = None) -> argparse.Argumen
     (see doc/source/design.rst, 'The CLI's options')."""
     parser = _Parser(prog=PROG, description="Real, throw-away daemons for test runs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the daemon's temp dir (its log, its data) after it stops, and print "
+        "where it is ($FIXTURES_DAEMONS_KEEP=1 does the same for fixtures in tests)",
+    )
     parser.add_argument(
         "--log-file",
         metavar="FILE",
@@ -624,6 +631,8 @@ def _main(args: list[str], command: list[str], debug: bool) -> int:
         parser = build_parser(named)
         ns, extra = parser.parse_known_args(args)
         _LOG_FILE[:] = [os.path.abspath(ns.log_file)] if ns.log_file else []
+        if ns.keep:
+            os.environ[KEEP_ENV] = "1"
         if extra:
             # pifpaf runs `pifpaf run redis env`: a command without `--`,
             # after the daemon's options.

@@ -163,7 +163,7 @@ class Snapshot:
         processes = []
         for pid in _processes():
             argv = _cmdline(pid).split(" ")
-            if any(os.path.basename(arg) == "_reaper.py" for arg in argv[1:3]):
+            if any(os.path.basename(arg) == "_reaper.py" for arg in argv[1:5]):
                 processes.append(pid)  # a watchdog
             else:
                 cwd = _cwd(pid)

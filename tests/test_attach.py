@@ -684,10 +684,10 @@ two.setUp()
 redis.Redis.from_url(one.url).set("k", "one")
 seen["dbs"] = [one.db, two.db]
 seen["two_sees"] = redis.Redis.from_url(two.url).get("k")
+host, port, password = one.host, one.port, one.password
 two.cleanUp()
 one.cleanUp()
-server = redis.Redis(one.host, one.port)
-seen["left"] = [server.dbsize()] + [redis.Redis(one.host, one.port, db=n).dbsize() for n in (1, 2)]
+seen["left"] = [redis.Redis(host, port, db=n, password=password).dbsize() for n in (0, 1, 2)]
 print("result " + json.dumps(seen), flush=True)
 """
 

@@ -269,7 +269,8 @@ class TestRunCommand(CliTestCase):
     def test_zero_status_and_native_variables(self) -> None:
         env = self.runDump("run", "redis")
         port = env["FIXTURES_DAEMONS_REDIS_PORT"]
-        url = "redis://127.0.0.1:%s/0" % port
+        password = env["FIXTURES_DAEMONS_REDIS_PASSWORD"]
+        url = "redis://:%s@127.0.0.1:%s/0" % (password, port)
         self.assertEqual(url, env["FIXTURES_DAEMONS_URL"])
         self.assertEqual(url, env["FIXTURES_DAEMONS_REDIS_URL"])
         self.assertEqual(url, env["FIXTURES_DAEMONS_URLS"])
@@ -311,10 +312,34 @@ class TestRunCommand(CliTestCase):
             self.assertStatus(expected, result)
             self.assertIn("was killed by signal %d while in use" % signal.SIGKILL, result.stderr)
 
+    def test_log_file_keeps_the_daemons_log_and_the_messages(self) -> None:
+        path = os.path.join(self.work, "run.log")
+        self.assertStatus(0, self.cli("--log-file", path, "run", "redis", "--", "true"))
+        with open(path) as f:
+            text = f.read()
+        self.assertIn("== redis log redis.log", text)
+        self.assertIn("Ready to accept connections", text)  # the daemon's own log
+        # A complaint goes there too (and to stderr).
+        result = self.cli("--log-file", path, "run", "redis", "--", "/nonexistent/cmd")
+        self.assertStatus(127, result)
+        with open(path) as f:
+            self.assertIn("command not found: /nonexistent/cmd", f.read())
+
+    def test_keep(self) -> None:
+        result = self.cli("--keep", "run", "redis", "--", "true")
+        self.assertStatus(0, result)
+        match = re.search(r"kept (\S+)", result.stderr)
+        assert match is not None, result.stderr
+        kept = match.group(1)
+        self.addCleanup(shutil.rmtree, kept, True)
+        self.assertEqual(self.temp_root, os.path.dirname(kept))
+        self.assertIn("redis.log", os.listdir(kept))
+        self.assertEqual([], self.marked())  # the daemon stopped all the same
+
     def test_pifpaf_style(self) -> None:
         env = self.runDump("run", "--style", "pifpaf", "redis")
         port = env["FIXTURES_DAEMONS_REDIS_PORT"]
-        url = "redis://localhost:%s" % port
+        url = "redis://:%s@localhost:%s" % (env["FIXTURES_DAEMONS_REDIS_PASSWORD"], port)
         self.assertEqual(url, env["FIXTURES_DAEMONS_URL"])
         self.assertEqual(url, env["FIXTURES_DAEMONS_REDIS_URL"])
         self.assertEqual(url, env["FIXTURES_DAEMONS_URLS"])
@@ -392,8 +417,12 @@ class TestRunCommand(CliTestCase):
             "-g", "ALL_URLS", "run", "redis", "--", *CLI, "-g", "ALL_URLS", "run", "memcached"
         )
         self.assertEqual(
-            "redis://localhost:%s;memcached://localhost:%s"
-            % (env["PIFPAF_REDIS_PORT"], env["PIFPAF_MEMCACHED_PORT"]),
+            "redis://:%s@localhost:%s;memcached://localhost:%s"
+            % (
+                env["PIFPAF_REDIS_PASSWORD"],
+                env["PIFPAF_REDIS_PORT"],
+                env["PIFPAF_MEMCACHED_PORT"],
+            ),
             env["ALL_URLS"],
         )
         self.assertEqual(env["PIFPAF_MEMCACHED_URL"], env["PIFPAF_URL"])
@@ -618,7 +647,7 @@ class TestNamedDaemons(CliTestCase):
         self.assertEqual(str(record.holder_pid), env["FIXTURES_DAEMONS_PID"])
         result = self.cli("env", "-e", "PIFPAF", "cache")
         self.assertEqual(
-            "redis://localhost:%d" % record.endpoint.port,
+            "redis://:%s@localhost:%d" % (record.endpoint.password, record.endpoint.port),
             parse_exports(result.stdout)["PIFPAF_URL"],
         )
 
@@ -817,6 +846,24 @@ class TestOtherCommands(CliTestCase):
             self.assertStatus(2, result)
             self.assertIn(suggestion, result.stderr)
             self.assertEqual(1, len(result.stderr.splitlines()), result.stderr)
+        # Nothing close: no suggestion.
+        result = self.cli("run", "postgresql", "--bogus", "--", "true")
+        self.assertNotIn("did you mean", result.stderr)
+
+    def test_errors_point_to_the_right_help(self) -> None:
+        for args, where in (
+            (("run", "postgresql", "--bogus", "--", "true"), "run postgresql"),
+            (("run", "postgresql", "--port", "abc", "--", "true"), "run postgresql"),
+            (("run", "postgrsql", "--", "true"), "run"),
+            (("stop", "--bogus"), "stop"),
+            (("cache", "clear", "a", "b"), "cache clear"),
+            (("lsit",), ""),
+        ):
+            result = self.cli(*args)
+            self.assertStatus(2, result)
+            self.assertIn(
+                "(see %s --help)" % " ".join(["fixtures-daemons", where]).strip(), result.stderr
+            )
 
     def test_a_reader_that_goes_away(self) -> None:
         # fixtures-daemons list | head: no traceback, the pipe's status.
@@ -878,6 +925,12 @@ class TestOtherCommands(CliTestCase):
             self.assertIn(option, result.stdout)
         self.assertIn("usage: fixtures-daemons run postgresql", result.stdout)
         self.assertIn("PortUnavailable", result.stdout)  # a :class: line continues the text
+        # Real metavars and defaults; no Sphinx markup anywhere.
+        for shown in ("--port PORT", "--timeout SECONDS", "--template FILE", "--binary PATH"):
+            self.assertIn(shown, result.stdout)
+        self.assertIn("(default: postgres)", result.stdout)
+        self.assertNotIn("``", result.stdout)
+        self.assertNotIn(":class:", result.stdout)
         self.assertNotIn("--reuse", result.stdout)
 
 
@@ -1023,8 +1076,13 @@ class TestPifpafCompatibility(CliTestCase):
         return str(self.useFixture(PortFixture()).port)
 
     def test_redis(self) -> None:
-        theirs, ours = self.environments("redis", ["--port", self.pifpafPort()], [])
-        self.assertEqual("redis://localhost:{port}", theirs["PIFPAF_URL"])
+        # The same password on both sides (ours makes a random one unless
+        # told): the URL forms, password included, are the same.
+        password = ["--password", "pw"]
+        theirs, ours = self.environments(
+            "redis", ["--port", self.pifpafPort(), *password], password
+        )
+        self.assertEqual("redis://:pw@localhost:{port}", theirs["PIFPAF_URL"])
         self.assertSameExports(theirs, ours)
 
     def test_memcached(self) -> None:

@@ -6,9 +6,11 @@ import os
 import shutil
 import typing
 
+import fixtures
 import pymysql  # type: ignore[import-untyped]
 
 from fixtures_daemons import DaemonFixture, MysqlFixture
+from fixtures_daemons.base.templates import CACHE_ENV
 from tests import daemon_base
 
 NO_SUCH_TABLE = 1146
@@ -74,13 +76,37 @@ class TestMysql(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_b
 
     def test_url_and_connect_kwargs(self) -> None:
         my = self.useFixture(MysqlFixture())
-        self.assertEqual("mysql+pymysql://root@127.0.0.1:%d/test" % my.port, my.url)
+        password = my.endpoint.password
+        self.assertRegex(password, r"^[0-9a-f]{32}$")
+        self.assertEqual("mysql+pymysql://root:%s@127.0.0.1:%d/test" % (password, my.port), my.url)
         self.assertEqual(
-            {"host": "127.0.0.1", "port": my.port, "user": "root", "database": "test"},
+            {
+                "host": "127.0.0.1",
+                "port": my.port,
+                "user": "root",
+                "password": password,
+                "database": "test",
+            },
             my.connect_kwargs,
         )
         [(user, database)] = rows(my, "SELECT CURRENT_USER(), DATABASE()")
         self.assertEqual(("root", "test"), (user.split("@")[0], database))
+
+    def test_tcp_needs_the_password(self) -> None:
+        # Another local user reaches loopback TCP, not the private socket:
+        # without this server's password, as root or as anyone, refused.
+        my = self.useFixture(MysqlFixture())
+        for user, password in (("root", ""), ("root", "wrong"), ("", "")):
+            error = self.assertRaises(
+                pymysql.err.OperationalError,
+                pymysql.connect,
+                host=my.host,
+                port=my.port,
+                user=user,
+                password=password,
+                connect_timeout=10,
+            )
+            self.assertEqual(1045, error.args[0], error)  # access denied
 
     def test_unix_socket(self) -> None:
         my = self.useFixture(MysqlFixture())
@@ -151,6 +177,23 @@ class TestMysql(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_b
     def test_query_helper(self) -> None:
         my = self.useFixture(MysqlFixture())
         self.assertEqual([["3"]], my.query("SELECT 1 + 2"))
+
+
+class TestMysqlAsRoot(daemon_base.DaemonTestCase):
+    daemon_class = MysqlFixture
+
+    def test_a_tmpdir_only_root_can_use(self) -> None:
+        # As root the server and mariadb-install-db run as nobody: our
+        # TMPDIR (root's own, 0700) must not be where they write.
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        private = self.useFixture(fixtures.TempDir()).path
+        os.chmod(private, 0o700)
+        self.useFixture(fixtures.EnvironmentVariable("TMPDIR", private))
+        cache = self.useFixture(fixtures.TempDir()).path  # a cold cache: a build
+        self.useFixture(fixtures.EnvironmentVariable(CACHE_ENV, cache))
+        my = self.useFixture(MysqlFixture(mode="spawn"))
+        self.assertEqual([["1"]], my.query("SELECT 1"))
 
 
 class BrokenMysql(MysqlFixture):

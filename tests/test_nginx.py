@@ -12,7 +12,7 @@ import urllib.request
 import fixtures
 import psutil
 
-from fixtures_daemons import CommandFailed, DaemonFixture, MisuseError
+from fixtures_daemons import CommandFailed, DaemonDied, DaemonFixture, MisuseError
 from fixtures_daemons.base.binaries import find_executable
 from fixtures_daemons.daemons.etcd import EtcdFixture
 from fixtures_daemons.daemons.nginx import READY_PATH, NginxFixture
@@ -225,7 +225,9 @@ class TestNginx(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_b
         os.kill(tree[0].pid, signal.SIGKILL)  # its worker is orphaned
         self.assertGone(tree[0])
         temp_dir = daemon.temp_dir
-        daemon.cleanUp()
+        # The master's death is reported, and everything still goes.
+        error = self.assertRaises(DaemonDied, daemon.cleanUp)
+        self.assertEqual(-signal.SIGKILL, error.returncode)
         self.assertGone(*tree)
         self.assertDirGone(temp_dir)
 

@@ -400,6 +400,25 @@ class TestStop(base.TestCase):
         self.assertEqual(-signal.SIGKILL, daemon.stop())
         self.assertIsNone(daemon.stop())
 
+    def test_a_name_with_a_slash_keeps_the_log_inside(self) -> None:
+        daemon = self.useProcess("ready-after", 0, probe=LogPattern(READY), name="../up/python")
+        assert daemon.temp_dir is not None
+        self.assertEqual(daemon.temp_dir, os.path.dirname(daemon.log_path))
+        self.assertIn("ready", daemon.log_tail())
+
+    def test_keep_leaves_the_dir_and_log_but_stops_the_process(self) -> None:
+        self.useFixture(fixtures.EnvironmentVariable("FIXTURES_DAEMONS_KEEP", "1"))
+        daemon = ProcessFixture(self.program("ready-after", 0), probe=LogPattern(READY))
+        manual = ManualFixture(self, daemon)
+        temp_dir, log_path = daemon.temp_dir, daemon.log_path
+        assert temp_dir is not None
+        self.addCleanup(shutil.rmtree, temp_dir, True)
+        process = self.handle(daemon.pid)
+        manual.cleanUp()
+        self.assertGone(process)
+        with open(log_path) as f:
+            self.assertIn("ready", f.read())
+
     def test_death_while_in_use_is_reported_at_cleanup(self) -> None:
         daemon = ProcessFixture(
             self.program("ready-after", 0), probe=LogPattern(READY), name="misbehave"
@@ -659,3 +678,21 @@ class TestRunCommand(base.TestCase):
         self.assertLess(time.monotonic() - start, 5)
         self.assertIsNone(error.returncode)
         self.assertIn("did not finish within 0.3 s", str(error))
+
+    def test_a_hung_helper_gets_sigterm_first_and_its_children_go_too(self) -> None:
+        # It may clean up on SIGTERM (initdb's shared memory); what it
+        # started goes with it (a process group of its own).
+        script = (
+            "sleep 30 & echo child $!; "
+            "trap 'echo cleaned up; kill $!; exit 1' TERM; while :; do sleep 0.05; done"
+        )
+        error = self.assertRaises(CommandFailed, run_command, ["sh", "-c", script], "helper", 1)
+        self.assertIn("cleaned up", error.output)
+        child = int(re.search(r"child (\d+)", error.output).group(1))  # type: ignore[union-attr]
+        self.assertGone(child)
+
+    def test_a_helper_is_tagged_for_the_watchdog(self) -> None:
+        # A runner killed during an initdb takes the initdb with it: the
+        # watchdog kills what carries its tag.
+        output = run_command(["sh", "-c", "echo $%s" % TAG_ENV], "helper", 10)
+        self.assertTrue(output.startswith(Watchdog.get().token + ":"), output)

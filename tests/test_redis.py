@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import typing
 
 import redis
@@ -37,7 +40,9 @@ def client(daemon: RedisFixture) -> redis.Redis:
 
 
 def raw(daemon: RedisFixture, **kwargs: typing.Any) -> redis.Redis:
-    """A client on host and port, without the url's password."""
+    """A client on host and port, not through the url: with the fixture's
+    password unless told otherwise (``password=None``: none)."""
+    kwargs.setdefault("password", daemon.password or None)
     return redis.Redis(daemon.host, daemon.port, **kwargs, **no_retry())
 
 
@@ -93,7 +98,10 @@ class TestRedis(
 
     def test_url(self) -> None:
         daemon = self.useFixture(RedisFixture())
-        self.assertEqual("redis://127.0.0.1:%d/0" % daemon.port, daemon.url)
+        self.assertRegex(daemon.password, r"^[0-9a-f]{32}$")  # its own, random
+        self.assertEqual("redis://:%s@127.0.0.1:%d/0" % (daemon.password, daemon.port), daemon.url)
+        with raw(daemon, password=None) as anonymous:  # another local user, without it: refused
+            self.assertRaises(redis.exceptions.AuthenticationError, anonymous.set, "k", "v")
         self.assertEqual(daemon.socket_path, daemon.env["FIXTURES_DAEMONS_REDIS_SOCKET"])
         # No Sentinel unless asked for.
         self.assertEqual((None, []), (daemon.sentinel_port, daemon.sentinels))
@@ -112,16 +120,25 @@ class TestRedis(
     def test_unix_socket(self) -> None:
         daemon = self.useFixture(RedisFixture())
         with redis.Redis(
-            unix_socket_path=daemon.socket_path, decode_responses=True, **no_retry()
+            unix_socket_path=daemon.socket_path,
+            password=daemon.password,
+            decode_responses=True,
+            **no_retry(),
         ) as r:
             r.set("key", "value")
         self.assertEqual("value", self.read(daemon, "key"))
         self.assertEqual("PONG", daemon.command("PING"))
 
+    def test_no_password(self) -> None:
+        daemon = self.useFixture(RedisFixture(password=""))
+        self.assertEqual("redis://127.0.0.1:%d/0" % daemon.port, daemon.url)
+        with raw(daemon, password=None) as anonymous:
+            anonymous.set("k", "v")
+
     def test_password(self) -> None:
         daemon = self.useFixture(RedisFixture(password="s3cret"))
         self.assertEqual("redis://:s3cret@127.0.0.1:%d/0" % daemon.port, daemon.url)
-        with raw(daemon) as anonymous:
+        with raw(daemon, password=None) as anonymous:
             self.assertRaises(redis.exceptions.AuthenticationError, anonymous.set, "k", "v")
         with raw(daemon, password="wrong") as wrong:
             self.assertRaises(redis.exceptions.AuthenticationError, wrong.ping)
@@ -136,7 +153,7 @@ class TestRedis(
         with daemon.stopped():
             pass
         self.assertEqual("value", self.read(daemon, "key"))
-        with raw(daemon) as anonymous:
+        with raw(daemon, password=None) as anonymous:
             self.assertRaises(redis.exceptions.AuthenticationError, anonymous.get, "key")
 
     def test_databases(self) -> None:
@@ -163,6 +180,65 @@ class TestRedis(
         daemon = self.useFixture(RedisFixture())
         with client(daemon) as r:
             self.assertEqual({"appendonly": "no"}, r.config_get("appendonly"))
+
+
+class TestRedisClaims(daemon_base.DaemonTestCase):
+    """The database numbers attached fixtures claim on a shared server."""
+
+    daemon_class = RedisFixture
+
+    def dead_owner_claim(self, token: str) -> str:
+        """A claim as a process that has exited left it (SIGKILLed before
+        its cleanUp): this machine, a pid that no longer has that start."""
+        child = subprocess.Popen([sys.executable, "-c", ""])
+        child.wait()
+        return json.dumps(
+            {
+                "boot": open("/proc/sys/kernel/random/boot_id").read().strip(),
+                "host": socket.gethostname(),
+                "pid": child.pid,
+                "start": "1",  # no live process started at tick 1
+                "token": token,
+            },
+            sort_keys=True,
+        )
+
+    def test_a_dead_owners_claim_is_taken_over(self) -> None:
+        server = self.useFixture(RedisFixture(databases=3, share=True))
+        with raw(server) as r:
+            r.set("fixtures-daemons:db:1", self.dead_owner_claim("dead"))
+        with raw(server, db=1) as r1:
+            r1.set("left", "by the dead owner")
+        attached = self.useFixture(RedisFixture())
+        self.assertEqual(1, attached.db)  # taken over, not db 2
+        with raw(server, db=1) as r1:
+            self.assertIsNone(r1.get("left"))  # and emptied first
+
+    def test_a_live_owners_claim_is_left_alone(self) -> None:
+        server = self.useFixture(RedisFixture(databases=3, share=True))
+        one = self.useFixture(RedisFixture())
+        two = self.useFixture(RedisFixture())
+        self.assertEqual([1, 2], sorted([one.db, two.db]))
+        with raw(server, db=one.db) as r:
+            r.set("mine", "one's")
+        # Every number taken by a live owner: a key prefix in database 0.
+        three = self.useFixture(RedisFixture())
+        self.assertEqual((0, True), (three.db, bool(three.key_prefix)))
+        three.cleanUp()
+        with raw(server, db=one.db) as r:
+            self.assertEqual(b"one's", r.get("mine"))
+
+    def test_release_never_flushes_another_owners_database(self) -> None:
+        server = self.useFixture(RedisFixture(databases=3, share=True))
+        admin_ = admin(server)
+        self.assertTrue(admin_.claim_number(1, "mine"))
+        with raw(server) as r:
+            r.set("fixtures-daemons:db:1", json.dumps({"token": "someone else's"}))
+        with raw(server, db=1) as r1:
+            r1.set("theirs", "kept")
+        admin_.release_number(1, "mine")
+        with raw(server, db=1) as r1:
+            self.assertEqual(b"kept", r1.get("theirs"))
 
 
 class BrokenRedis(RedisFixture):
@@ -393,9 +469,9 @@ class TestRedisSentinelPifpafExports(PifpafComparison):
         port, sentinel_port = self.pifpafPorts()
         theirs, ours = self.environments(
             "redis",
-            ["--port", port, "--sentinel", "--sentinel-port", sentinel_port],
-            ["--sentinel"],
+            ["--port", port, "--sentinel", "--sentinel-port", sentinel_port, "--password", "pw"],
+            ["--sentinel", "--password", "pw"],
         )
         self.assertEqual("{port}", theirs["PIFPAF_REDIS_SENTINEL_PORT"])
-        self.assertEqual("redis://localhost:{port}", theirs["PIFPAF_URL"])
+        self.assertEqual("redis://:pw@localhost:{port}", theirs["PIFPAF_URL"])
         self.assertSameExports(theirs, ours)

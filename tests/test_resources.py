@@ -201,9 +201,11 @@ class TestDaemonResource(ResourceTestCase):
         self.assertEqual({server.port}, {record["port"] for record in log})
         self.assertEqual({1}, {record["db"] for record in log})
         self.assertEqual([[]] * 4, [record["found"] for record in log])
-        with redis.Redis(server.host, server.port, **no_retry()) as r:
+        with redis.Redis(server.host, server.port, password=server.password, **no_retry()) as r:
             self.assertEqual([], r.keys("*"))  # claim released
-        with redis.Redis(server.host, server.port, db=1, **no_retry()) as r:
+        with redis.Redis(
+            server.host, server.port, db=1, password=server.password, **no_retry()
+        ) as r:
             self.assertEqual(0, r.dbsize())
         self.assertIsNone(server.process.process.poll())
 

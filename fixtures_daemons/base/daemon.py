@@ -413,7 +413,18 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         """Run a helper program (an init tool, a client) as the daemon's
         user; return its output, or raise CommandFailed with it (also when
         it does not finish in time)."""
-        extra: dict[str, typing.Any] = self.run_as.popen_kwargs if self.run_as else {}
+        extra: dict[str, typing.Any] = {}
+        if self.run_as is not None:
+            # Another user: what it needs lies where it may write (our
+            # TMPDIR may be root's own, which mariadb-install-db writes to).
+            extra = dict(self.run_as.popen_kwargs)
+            extra["env"] = dict(
+                os.environ,
+                HOME=self.temp_dir,
+                TMPDIR=self.temp_dir,
+                USER=self.run_as.name,
+                LOGNAME=self.run_as.name,
+            )
         timeout = max(self.timeout, self.helper_timeout)
         return run_command(command, what or self.daemon_name, timeout, **extra)
 

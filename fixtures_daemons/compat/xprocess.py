@@ -243,6 +243,17 @@ class XProcessInfo:
         record = _xholder.read_record(os.fspath(self.controldir))
         if record is None or (self.record and record.pid != self.record.pid):
             return ""
+        if record.state == "running" and record.holder_alive():
+            # Its keeper records the exit as soon as it has reaped it: a
+            # moment after the process is gone. Wait for that, boundedly.
+            controldir = os.fspath(self.controldir)
+
+            def recorded() -> bool:
+                latest = _xholder.read_record(controldir)
+                return latest is None or latest.state != "running" or not latest.holder_alive()
+
+            wait_for(recorded, 5.0)
+            record = _xholder.read_record(controldir) or record
         if record.state == "running":
             return "killed with its keeper" if not record.holder_alive() else ""
         return record.how()

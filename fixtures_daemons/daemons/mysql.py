@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import pwd
+import secrets
 import signal
 import typing
 
@@ -32,7 +33,8 @@ def _quote(name: str) -> str:
 
 class MysqlAdmin(SqlAdmin):
     """Databases on one of our MySQL/MariaDB servers, through the
-    command-line client on the unix socket (``root`` has no password).
+    command-line client on the unix socket (where ``root`` needs no
+    password).
 
     :param client: the client's path (default: searched).
     """
@@ -135,7 +137,9 @@ class MysqlAdmin(SqlAdmin):
 
 class MysqlFixture(DatabaseDaemonFixture):
     """A MariaDB (``mariadbd``) or MySQL (``mysqld``) server on loopback TCP
-    and a unix socket in its temp dir; ``root`` has no password.
+    and a unix socket in its temp dir; ``root`` needs no password on the
+    socket, and on TCP a random one of this server's own, which ``url``
+    and ``connect_kwargs`` carry.
 
     Initialisation (``mariadb-install-db``, or ``mysqld
     --initialize-insecure`` for MySQL) runs once and is cached as a template;
@@ -178,6 +182,7 @@ class MysqlFixture(DatabaseDaemonFixture):
     ) -> None:
         super().__init__(database=database, template=template, **kwargs)
         self._accounts_file = ""
+        self._password = ""
 
     @property
     def flavour(self) -> str:
@@ -229,10 +234,9 @@ class MysqlFixture(DatabaseDaemonFixture):
 
     def prepare(self) -> None:
         self.from_template({"files": self._INNODB_FILES}, self._build_template, self.data_dir)
-        self._accounts_file = ""
-        logins = sorted(_client_logins() - {"root"})
-        if logins:
-            self._accounts_file = self.write_file("accounts.sql", _accounts_sql(logins))
+        self._password = secrets.token_hex(16)
+        logins = sorted(_client_logins() | {"root"})
+        self._accounts_file = self.write_file("accounts.sql", _accounts_sql(logins, self._password))
 
     def server_settings(self) -> dict[str, str]:
         settings = {
@@ -284,6 +288,7 @@ class MysqlFixture(DatabaseDaemonFixture):
             .build_endpoint()
             .replace(
                 user="root",
+                password=self._password,
                 database=self.requested_database,
                 sockets={"main": self.path("mysqld.sock")},
             )
@@ -312,7 +317,13 @@ class MysqlFixture(DatabaseDaemonFixture):
 
     @property
     def connect_kwargs(self) -> dict[str, typing.Any]:
-        return {"host": self.host, "port": self.port, "user": self.user, "database": self.database}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.endpoint.password,
+            "database": self.database,
+        }
 
     def pifpaf_url(self, endpoint: Endpoint) -> str:
         return "mysql://root@localhost/%s?unix_socket=%s" % (endpoint.database, endpoint.socket)
@@ -326,6 +337,7 @@ class MysqlFixture(DatabaseDaemonFixture):
             "MYSQL_HOST": endpoint.host,
             "MYSQL_UNIX_PORT": endpoint.socket,
             "MYSQL_TCP_PORT": str(endpoint.port),
+            "MYSQL_PWD": endpoint.password,
         }
 
     def query(self, sql: str, database: str = "") -> list[list[str]]:
@@ -345,18 +357,24 @@ def _client_logins() -> set[str]:
     return {name for name in logins if name}
 
 
-def _accounts_sql(logins: typing.Iterable[str]) -> str:
-    """Accounts as mighty as ``root`` for the test user's login names, from
-    the hosts ``root`` may come from, so that ``fixtures-daemons run mysql
-    -- mysql -e ...`` works without ``--user``, as ``psql`` does with
-    PostgreSQL. They open nothing that the password-less ``root`` does not
-    already."""
+def _sql_string(text: str) -> str:
+    return "'%s'" % text.replace("\\", "\\\\").replace("'", "''")
+
+
+def _accounts_sql(logins: typing.Iterable[str], password: str) -> str:
+    """The accounts, run at every start (``init-file``): each login (``root``
+    and the test user's login names, so that the ``mysql`` client needs no
+    ``--user``) as mighty as ``root``; on the unix socket (``localhost``:
+    with ``skip-name-resolve`` no TCP client matches it) without a password,
+    on loopback TCP with this daemon's own random ``password``, so that no
+    other local user gets in."""
     lines = []
     for login in logins:
-        name = login.replace("\\", "\\\\").replace("'", "''")
-        for host in ("localhost", "127.0.0.1", "::1"):
-            account = "'%s'@'%s'" % (name, host)
+        name = _sql_string(login)
+        for host, secret in (("localhost", ""), ("127.0.0.1", password), ("::1", password)):
+            account = "%s@'%s'" % (name, host)
             lines.append("CREATE USER IF NOT EXISTS %s;" % account)
+            lines.append("ALTER USER %s IDENTIFIED BY %s;" % (account, _sql_string(secret)))
             lines.append("GRANT ALL PRIVILEGES ON *.* TO %s WITH GRANT OPTION;" % account)
     return "\n".join(lines) + "\n"
 

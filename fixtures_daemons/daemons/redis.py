@@ -4,8 +4,11 @@ fixture). Valkey, its fork, is the same fixture with another program:
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
+import socket
 import typing
 
 from fixtures_daemons.base.admin import Admin
@@ -16,6 +19,7 @@ from fixtures_daemons.base.namespaces import DatabaseNumber, Namespace
 from fixtures_daemons.base.resources import DaemonResource
 from fixtures_daemons.daemons import _resp
 from fixtures_daemons.errors import AdminError, AttachError
+from fixtures_daemons.process import _reaper
 from fixtures_daemons.process.fixture import ProcessFixture
 from fixtures_daemons.process.probes import Callable, Probe
 
@@ -30,6 +34,49 @@ SENTINEL_MASTER = "pifpaf"
 def _quoted(value: str) -> str:
     """``value`` as a double-quoted string of a Redis configuration file."""
     return '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+#: Set KEYS[1] to ARGV[2] if it still holds ARGV[1].
+_TAKE_OVER = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('SET', KEYS[1], ARGV[2]) else return false end"
+)
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _claim_value(token: str) -> str:
+    pid = os.getpid()
+    owner = {"boot": _boot_id(), "pid": pid, "start": _reaper.start_time(pid)}
+    return json.dumps(dict(owner, token=token, host=socket.gethostname()), sort_keys=True)
+
+
+def _claim_token(value: str) -> str:
+    try:
+        return str(json.loads(value)["token"])
+    except (ValueError, KeyError, TypeError):
+        return value  # a bare token
+
+
+def _owner_dead(value: str) -> bool:
+    """True when the claim's owner ran on this machine and is gone (its pid
+    has another start time, or the machine has booted since); False when
+    it lives or cannot be told (another machine, a claim of another form)."""
+    try:
+        owner = json.loads(value)
+        boot, pid, start = str(owner["boot"]), int(owner["pid"]), str(owner["start"])
+        host = str(owner["host"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname() or not boot:
+        return False
+    return boot != _boot_id() or _reaper.start_time(pid) != start
 
 
 class RedisAdmin(Admin):
@@ -66,7 +113,7 @@ class RedisAdmin(Admin):
         if "sentinel" not in endpoint.ports:
             self._lacks("sentinel_master()", "Sentinel (start it with sentinel=True)")
         commands: list[tuple[str, ...]] = []
-        if endpoint.password:
+        if endpoint.password and endpoint.extra.get("sentinel_auth") == "1":
             commands.append(("AUTH", endpoint.password))
         commands.append(("SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER))
         address = (endpoint.host, endpoint.ports["sentinel"])
@@ -94,13 +141,26 @@ class RedisAdmin(Admin):
         return int(self.endpoint.extra.get("databases", "16"))
 
     # The claims are keys in database 0, set only if absent, so two workers
-    # never get the same number.
+    # never get the same number. A claim names its owner (this machine's
+    # boot, the pid and its start time): one whose owner died without
+    # releasing it (a SIGKILLed worker) is taken over, atomically, by the
+    # next fixture that finds every free number taken.
     def claim_number(self, number: int, token: str) -> bool:
-        return self.command("SET", self._CLAIM % number, token, "NX") == "OK"
+        key = self._CLAIM % number
+        value = _claim_value(token)
+        if self.command("SET", key, value, "NX") == "OK":
+            return True
+        current = self.command("GET", key)
+        if not isinstance(current, bytes) or not _owner_dead(current.decode("utf-8", "replace")):
+            return False
+        # Compare and set: only if it is still the dead owner's claim.
+        return self.command("EVAL", _TAKE_OVER, "1", key, current.decode(), value) == "OK"
 
     def release_number(self, number: int, token: str) -> None:
-        self.command("FLUSHDB", db=number)
-        if self.command("GET", self._CLAIM % number) == token.encode():
+        # Only our own claim: never flush a database another fixture holds.
+        current = self.command("GET", self._CLAIM % number)
+        if isinstance(current, bytes) and _claim_token(current.decode("utf-8", "replace")) == token:
+            self.command("FLUSHDB", db=number)
             self.command("DEL", self._CLAIM % number)
 
     def flush_number(self, number: int) -> None:
@@ -135,9 +195,12 @@ class RedisFixture(DaemonFixture):
     master's address. :meth:`stopped` and :meth:`paused` act on the server
     only: the Sentinel sees the outage, as it would in production.
 
-    :param password: require this password (``requirepass``); with a
-        Sentinel, the Sentinel requires it too and uses it to reach the
-        server (pifpaf does the same).
+    :param password: the password the server requires (``requirepass``,
+        on TCP and on its socket); ``url`` carries it. By default a random
+        one of this server's own, so that no other local user gets in (a
+        Redis client can make the server write files as its user);
+        ``""``: none. A password given here the Sentinel requires too, as
+        pifpaf's does; the Sentinel always uses it to reach the server.
     :param databases: how many numbered databases it has.
     :param sentinel: run a Sentinel watching the server.
     :param sentinel_port: pin the Sentinel's port (the default reserves a
@@ -180,7 +243,9 @@ class RedisFixture(DaemonFixture):
         super().__init__(**kwargs)
         if sentinel_port is not None and not sentinel:
             raise ValueError("sentinel_port=%d needs sentinel=True" % sentinel_port)
-        self.password = password
+        self.requested_password = password
+        # Made now, not at setUp: stopped() restarts with the same one.
+        self._password = password if password is not None else secrets.token_hex(16)
         self.databases = databases
         self.sentinel = sentinel
         self.requested_sentinel_port = sentinel_port
@@ -202,11 +267,10 @@ class RedisFixture(DaemonFixture):
             'logfile ""',
             "sentinel monitor %s %s %d 1" % (SENTINEL_MASTER, self.requested_host, self.port),
         ]
-        if self.password:
-            lines += [
-                "sentinel auth-pass %s %s" % (SENTINEL_MASTER, _quoted(self.password)),
-                "requirepass %s" % _quoted(self.password),
-            ]
+        if self._password:
+            lines.append("sentinel auth-pass %s %s" % (SENTINEL_MASTER, _quoted(self._password)))
+        if self.requested_password:  # as pifpaf: a password given guards the Sentinel too
+            lines.append("requirepass %s" % _quoted(self.requested_password))
         return "\n".join(lines) + "\n"
 
     def needed_ports(self) -> typing.Sequence[str]:
@@ -260,8 +324,8 @@ class RedisFixture(DaemonFixture):
         }
         if self.durable:
             settings.update(appendonly="yes", appendfsync="always")
-        if self.password:
-            settings["requirepass"] = self.password
+        if self._password:
+            settings["requirepass"] = self._password
         return settings
 
     def command_line(self) -> list[str]:
@@ -279,10 +343,15 @@ class RedisFixture(DaemonFixture):
             super()
             .build_endpoint()
             .replace(
-                password=self.password or "",
+                password=self._password,
                 database="0",
                 sockets={"main": self.path("%s.sock" % self.daemon_name)},
-                extra={"databases": str(self.settings().get("databases", self.databases))},
+                extra=dict(
+                    databases=str(self.settings().get("databases", self.databases)),
+                    # The Sentinel asks for the password only when it was
+                    # given (as pifpaf's): a random one guards the server.
+                    **({"sentinel_auth": "1"} if self.sentinel and self.requested_password else {}),
+                ),
             )
         )
 
@@ -291,6 +360,11 @@ class RedisFixture(DaemonFixture):
     @property
     def socket_path(self) -> str:
         return self.endpoint.socket
+
+    @property
+    def password(self) -> str:
+        """The password the server requires (``""``: none)."""
+        return self._endpoint.password if self._endpoint is not None else self._password
 
     @property
     def db(self) -> int:

@@ -28,6 +28,7 @@ from fixtures_daemons.base.origins import state_value
 from fixtures_daemons.base.templates import TemplateCache, clear_cache
 from fixtures_daemons.errors import DaemonDied, DaemonError, MisuseError
 from fixtures_daemons.integrations import options, registry
+from fixtures_daemons.process.tempdirs import KEEP_ENV
 
 if typing.TYPE_CHECKING:
     import psutil  # imported when needed: it would slow every run
@@ -65,18 +66,33 @@ def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
     return found
 
 
+def _subparser(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command's own parser (``fixtures-daemons run postgresql``),
+    so that an error points to its ``--help`` and suggests its options."""
+    while True:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions:
+            return parser
+        name = getattr(ns, actions[0].dest, None)
+        if name not in actions[0].choices:
+            return parser
+        parser = actions[0].choices[name]
+
+
 def _did_you_mean(parser: argparse.ArgumentParser, message: str) -> str:
     """``; did you mean 'postgresql'?`` for a misspelt daemon, command or
     option, when one is close."""
+    cutoff = 0.6  # a command or a daemon: "rnu" is "run"
     match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
     if match:
         wanted, choices = match.group(1), re.findall(r"'?([\w.-]+)'?", match.group(2))
     else:
+        cutoff = 0.75  # an option: "--bogus" is not "--os-user"
         match = re.search(r"unrecognized arguments: (\S+)", message)
         if not match:
             return ""
         wanted, choices = match.group(1).split("=")[0], sorted(_option_strings(parser))
-    close = difflib.get_close_matches(wanted, choices, n=1)
+    close = difflib.get_close_matches(wanted, choices, n=1, cutoff=cutoff)
     return "; did you mean %r?" % close[0] if close else ""
 
 
@@ -118,7 +134,7 @@ def _daemon_subparsers(
             continue  # one broken third-party package must not break the others
 
         # The docstring's first paragraph (its first line stops mid-sentence).
-        summary = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        summary = options.plain((cls.__doc__ or "").strip().split("\n\n")[0])
         sub = subs.add_parser(
             cls.daemon_name,
             aliases=list(cls.aliases),
@@ -134,6 +150,18 @@ def build_parser(only: typing.Collection[str] | None = None) -> argparse.Argumen
     (see doc/source/design.rst, 'The CLI's options')."""
     parser = _Parser(prog=PROG, description="Real, throw-away daemons for test runs.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the daemon's temp dir (its log, its data) after it stops, and print "
+        "where it is ($FIXTURES_DAEMONS_KEEP=1 does the same for fixtures in tests)",
+    )
+    parser.add_argument(
+        "--log-file",
+        metavar="FILE",
+        help="also append the tool's messages to FILE and, when run stops the daemon, "
+        "its log (kept there after its temp dir is removed), as pifpaf's --log-file",
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     _add_env_options(parser, defaults=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -290,6 +318,7 @@ def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
+        _keep_logs(fixture)
         try:
             fixture.cleanUp()
         except DaemonDied as exc:
@@ -502,8 +531,42 @@ def cmd_cache(ns: argparse.Namespace) -> int:
     return 0
 
 
+#: Where --log-file appends (None: nowhere).
+_LOG_FILE: list[str] = []
+
+
 def _complain(message: str) -> None:
-    sys.stderr.write("%s: %s\n" % (PROG, message))
+    line = "%s: %s\n" % (PROG, message)
+    sys.stderr.write(line)
+    _log(line)
+
+
+def _log(text: str) -> None:
+    """Append to the --log-file, if one was given; a file that cannot be
+    written is said once, and not tried again."""
+    if not _LOG_FILE:
+        return
+    try:
+        with open(_LOG_FILE[0], "a") as f:
+            f.write(text)
+    except OSError as exc:
+        path = _LOG_FILE.pop()
+        sys.stderr.write("%s: cannot write the log file %s: %s\n" % (PROG, path, exc))
+
+
+def _keep_logs(fixture: DaemonFixture) -> None:
+    """Before the temp dir goes: the daemon's log files into --log-file."""
+    if not _LOG_FILE or not fixture.temp_dir:
+        return
+    for name in sorted(os.listdir(fixture.temp_dir)):
+        path = os.path.join(fixture.temp_dir, name)
+        if name.endswith(".log") and os.path.isfile(path):
+            try:
+                with open(path, errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            _log("== %s log %s\n%s" % (fixture.daemon_name, name, text))
 
 
 def _refuse_missing_pifpaf_daemon(args: list[str], known: set[str]) -> None:
@@ -567,13 +630,16 @@ def _main(args: list[str], command: list[str], debug: bool) -> int:
             _refuse_missing_pifpaf_daemon(args, named)
         parser = build_parser(named)
         ns, extra = parser.parse_known_args(args)
+        _LOG_FILE[:] = [os.path.abspath(ns.log_file)] if ns.log_file else []
+        if ns.keep:
+            os.environ[KEEP_ENV] = "1"
         if extra:
             # pifpaf runs `pifpaf run redis env`: a command without `--`,
             # after the daemon's options.
             if ns.command == "run" and not command and not extra[0].startswith("-"):
                 command = extra
             else:
-                parser.error("unrecognized arguments: %s" % " ".join(extra))
+                _subparser(parser, ns).error("unrecognized arguments: %s" % " ".join(extra))
         if getattr(ns, "daemon", None):
             # As typed (an alias: s3rver) for <PREFIX>_DAEMON, as pifpaf has it.
             ns.typed_daemon = ns.daemon

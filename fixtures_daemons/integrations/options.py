@@ -15,7 +15,7 @@ import inspect
 import re
 import typing
 
-__all__ = ["Option", "daemon_options", "add_arguments", "kwargs_from"]
+__all__ = ["Option", "daemon_options", "add_arguments", "kwargs_from", "plain"]
 
 #: Parameters that are the CLI's business, not the user's.
 HIDDEN = {"env_prefix", "export_env", "reuse", "mode", "share", "upstream"}
@@ -39,15 +39,36 @@ _ROLE = re.compile(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`")
 _LITERAL = re.compile(r"``([^`]+)``")
 
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
+    """Docstring text for a terminal: one line, without Sphinx markup."""
     return _LITERAL.sub(r"\1", _ROLE.sub(r"\1", " ".join(text.split())))
+
+
+def metavar(name: str) -> str:
+    """What an option's value is, in its usage line: ``--port PORT``,
+    ``--timeout SECONDS``, ``--binary PATH``, else the name itself
+    (``--database DATABASE``)."""
+    if name == "port" or name.endswith("_port"):
+        return "PORT"
+    special = {
+        "timeout": "SECONDS",
+        "host": "ADDRESS",
+        "binary": "PATH",
+        "temp_root": "DIR",
+        "os_user": "USER",
+    }
+    if name in special:
+        return special[name]
+    if name.endswith(("_cert", "_key", "_file")) or name == "template":
+        return "FILE"
+    return name.upper()
 
 
 def _docs(cls: type) -> dict[str, str]:
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         for match in _PARAM.finditer(inspect.getdoc(klass) or ""):
-            docs[match.group(1)] = _plain(match.group(2))
+            docs[match.group(1)] = plain(match.group(2))
     return docs
 
 
@@ -132,7 +153,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
                 dest=option.name,
                 type=converter,
                 default=None,
-                metavar=option.kind.upper(),
+                metavar=metavar(option.name),
                 help=help_text + shown,
             )
 

@@ -198,7 +198,9 @@ class ProcessFixture(Fixture):
             else:
                 self.temp_dir = make_private_dir(self.name, self.temp_root, self.run_as)
                 self.addCleanup(remove_tree, self.temp_dir)
-        self.log_path = os.path.join(self.temp_dir, "%s.log" % self.name)
+        # A name, never a path: "a/b" must not put the log outside the dir.
+        log_name = self.name.replace(os.sep, "_").lstrip(".") or "process"
+        self.log_path = os.path.join(self.temp_dir, "%s.log" % log_name)
         log_path = self.log_path
         self.addDetail(
             "%s-log" % self.name,
@@ -222,7 +224,14 @@ class ProcessFixture(Fixture):
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
         if self.run_as is not None:
-            env.update(HOME=self.temp_dir or "/", USER=self.run_as.name, LOGNAME=self.run_as.name)
+            # Another user: its home and temp files in its own private dir
+            # (our TMPDIR may be a dir of root's that it cannot write).
+            env.update(
+                HOME=self.temp_dir or "/",
+                TMPDIR=self.temp_dir or "/tmp",
+                USER=self.run_as.name,
+                LOGNAME=self.run_as.name,
+            )
         for key, value in self.env_overlay.items():
             if value is None:
                 env.pop(key, None)

@@ -13,6 +13,7 @@ import base64
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import typing
 
@@ -24,6 +25,8 @@ if typing.TYPE_CHECKING:
     from fixtures_daemons.process.watchdog import Watchdog
 
 __all__ = [
+    "KEEP_ENV",
+    "keep_requested",
     "TMPDIR_ENV",
     "PREFIX",
     "PrivateDirFixture",
@@ -34,6 +37,9 @@ __all__ = [
 
 #: The environment variable that overrides where temp dirs are made.
 TMPDIR_ENV = "FIXTURES_DAEMONS_TMPDIR"
+#: Set (to anything but "" or "0"): keep the temp dirs, with the daemons'
+#: logs and data, after cleanUp (the daemons are stopped all the same).
+KEEP_ENV = "FIXTURES_DAEMONS_KEEP"
 #: Every temp dir of ours starts with this, so leaks are easy to find.
 PREFIX = "fxd-"
 #: /dev/shm is used only when it has at least this much free.
@@ -137,6 +143,11 @@ def remove_tree(path: str) -> None:
         shutil.rmtree(path)
 
 
+def keep_requested() -> bool:
+    """True when ``$FIXTURES_DAEMONS_KEEP`` asks to keep the temp dirs."""
+    return os.environ.get(KEEP_ENV, "") not in ("", "0")
+
+
 class PrivateDirFixture(Fixture):
     """A private temp dir (see :func:`make_private_dir`) for the fixture's
     lifetime; the watchdog also removes it if the test process dies. In the
@@ -160,10 +171,17 @@ class PrivateDirFixture(Fixture):
 
         watchdog = Watchdog.get()
         self.path = make_private_dir(self.what, self.root, self.owner, watchdog)
-        if self.root is None:
+        if keep_requested():
+            # To look at what a failing test used: its log, its data.
+            self.addCleanup(self._keep, watchdog)
+        elif self.root is None:
             self.addCleanup(watchdog.discard_dir, self.path)
         else:
             # A root the caller chose may be removed by the caller right
             # after us (a fixtures.TempDir): no deleting behind its back.
             self.addCleanup(watchdog.forget_dir, self.path)
             self.addCleanup(remove_tree, self.path)
+
+    def _keep(self, watchdog: typing.Any) -> None:
+        watchdog.forget_dir(self.path)
+        sys.stderr.write("fixtures-daemons: kept %s (%s is set)\n" % (self.path, KEEP_ENV))

@@ -155,16 +155,25 @@ def temp_dirs() -> set[str]:
     return found
 
 
+def _uid(pid: int) -> int | None:
+    try:
+        return os.stat("/proc/%d" % pid).st_uid
+    except OSError:
+        return None
+
+
 class Snapshot:
     """Our processes, watchdogs and temp dirs at one moment."""
 
     def __init__(self) -> None:
         self.dirs = temp_dirs()
         processes = []
+        me = os.geteuid()
         for pid in _processes():
             argv = _cmdline(pid).split(" ")
             if any(os.path.basename(arg) == "_reaper.py" for arg in argv[1:5]):
-                processes.append(pid)  # a watchdog
+                if me == 0 or _uid(pid) == me:  # not another user's run's
+                    processes.append(pid)  # a watchdog
             else:
                 cwd = _cwd(pid)
                 if cwd and any(_inside(cwd, d) for d in self.dirs):

@@ -16,6 +16,7 @@ from fixtures_daemons import CommandFailed, DaemonDied, DaemonFixture, MisuseErr
 from fixtures_daemons.base.binaries import find_executable
 from fixtures_daemons.daemons.etcd import EtcdFixture
 from fixtures_daemons.daemons.nginx import READY_PATH, NginxFixture
+from fixtures_daemons.process.waiting import wait_for
 from tests import base, daemon_base, test_cli
 
 TIMEOUT = 30
@@ -195,7 +196,9 @@ class TestNginx(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_b
             )
         )
         self.write(daemon, "a.txt", "a")
-        self.assertEqual(2, len(workers(daemon)))
+        # The master forks its workers one by one: the first may answer
+        # before the second exists.
+        self.assertTrue(wait_for(lambda: len(workers(daemon)) == 2, 10), workers(daemon))
         self.assertEqual("one", get(daemon.url + "/a.txt")[2]["X-Fxd"])
         self.assertEqual(418, get(daemon.url + "/teapot")[0])
         with open(daemon.conf_path) as f:

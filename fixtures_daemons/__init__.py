@@ -12,6 +12,8 @@ from fixtures_daemons.base.namespaces import (
     KeyPrefix,
     Namespace,
     WholeDaemon,
+    close_database_pools,
+    settle_databases,
 )
 from fixtures_daemons.base.resources import DaemonResource, optimise_module, optimise_package
 from fixtures_daemons.base.skipping import installed, skip_unless_installed
@@ -127,6 +129,7 @@ __all__ = [
     "ZookeeperResource",
     "cache_root",
     "clear_cache",
+    "close_database_pools",
     "installed",
     "namespaces",
     "optimise_module",
@@ -134,5 +137,6 @@ __all__ = [
     "probes",
     "reserve_display",
     "reserve_port",
+    "settle_databases",
     "skip_unless_installed",
 ]

@@ -436,9 +436,10 @@ class TestStoppedWatchdog(DrivenRunnerTestCase):
         self.assertTrue(os.path.exists(state["journal"]))
         state = self.command(runner, "up ready-after 0")
         self.assertEqual(1, state["restarts"])
+        daemon_pid = state["pids"][-1]
         runner[0].kill()
         runner[0].wait()
-        self.assertGone(self.handle(state["pids"][-1]), timeout=10)
+        self.assertGone(daemon_pid, timeout=10)  # maybe already a zombie: gone
         self.assertRootEmpty()
 
     def test_removal_cut_short_is_finished(self) -> None:

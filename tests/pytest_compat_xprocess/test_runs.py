@@ -148,8 +148,10 @@ def test_a_process_that_dies_is_reported_at_once(inner, pytester):
             with socket.create_connection(("127.0.0.1", port)) as sock:
                 sock.sendall(b"EXIT 9\\n")
                 sock.recv(10)
+            # It answers, then exits: gone a moment later.
+            from fixtures_daemons.process.waiting import wait_for
             info = xprocess.getinfo("later")
-            assert not info.isrunning()
+            assert wait_for(lambda: not info.isrunning(), 10)
             assert info.terminate() == 0
 
         def test_the_status_is_recorded(xprocess):

@@ -1,4 +1,4 @@
-"""nginx in ``bench_daemons``: its bare floor, and a pifpaf-style driver.
+"""nginx in ``bench_daemons``: its bare floor (pifpaf has no nginx driver).
 
 The floor is ``nginx -p <dir>/ -c nginx.conf -e stderr`` started directly
 on the fixture's configuration (one worker, the temp paths and access log
@@ -6,13 +6,6 @@ in its dir, an empty document root, the ready location), polled every
 millisecond until ``GET /_fixtures_daemons_ready`` answers 200, then
 stopped with SIGTERM (nginx's fast shutdown, as the fixture's cleanUp).
 The same dir serves every round.
-
-pifpaf has no nginx driver. So that the table still compares with
-pifpaf's machinery, the ``pifpaf`` column is a driver written here on
-pifpaf's own ``Driver`` base class, as pifpaf's drivers are: a temp dir
-of pifpaf's, the same configuration, ``_exec(..., wait_for_port=port)``
-and pifpaf's cleanUp (SIGTERM, then waiting for the process). It is not a
-driver that pifpaf ships.
 """
 
 from __future__ import annotations
@@ -20,10 +13,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import typing
-
-import fixtures
-from pifpaf import drivers
 
 from benchmarks._floors import HOST, Daemon, Floor
 
@@ -96,31 +85,11 @@ class NginxFloor(Floor):
             connection.close()
 
 
-class PifpafStyleNginxDriver(drivers.Driver):  # type: ignore[misc]
-    """An nginx driver as pifpaf's are written (pifpaf has none)."""
-
-    def __init__(self, port: int, **kwargs: typing.Any) -> None:
-        super().__init__(**kwargs)
-        self.port = port
-
-    def _setUp(self) -> None:
-        super()._setUp()
-        write_config(self.tempdir, self.port)
-        binary = self.find_executable("nginx", ["/usr/sbin", "/usr/local/sbin"])
-        self._exec(command(binary, self.tempdir), wait_for_port=self.port)
-        self.putenv("NGINX_PORT", str(self.port))
-        self.putenv("URL", "http://localhost:%d" % self.port)
-
-
-def _pifpaf_style_nginx(port: int, temp_root: str) -> fixtures.Fixture:
-    return typing.cast(fixtures.Fixture, PifpafStyleNginxDriver(port, tmp_rootdir=temp_root))
-
-
 DAEMON = Daemon(
     "nginx",
     "NginxFixture",
     NginxFloor,
-    _pifpaf_style_nginx,
+    None,
     max_x_floor=1.5,
     programs=("nginx",),
 )

@@ -1,4 +1,4 @@
-"""Xvfb in ``bench_daemons``: its bare floor, and a stand-in for pifpaf.
+"""Xvfb in ``bench_daemons``: its bare floor (pifpaf has no Xvfb driver).
 
 The floor is ``Xvfb`` started directly with the fixture's options (a
 display number reserved for the whole run, ``-screen 0 1280x1024x24
@@ -6,21 +6,12 @@ display number reserved for the whole run, ``-screen 0 1280x1024x24
 polled every millisecond with an X connection setup until the server
 accepts it, then stopped with SIGTERM (as the fixture's cleanUp: Xvfb
 removes its lock file and socket on it).
-
-pifpaf has no Xvfb driver. The third column is what test suites write by
-hand instead (pytest-xvfb and PyVirtualDisplay do this): ``Xvfb
--displayfd`` on a pipe, ready when the server writes its display number,
-no cookie, stopped with SIGTERM.
 """
 
 from __future__ import annotations
 
 import os
-import select
 import signal
-import subprocess
-
-import fixtures
 
 from benchmarks._floors import Daemon, Floor
 from fixtures_daemons.base.endpoint import Endpoint
@@ -65,53 +56,11 @@ class XvfbFloor(Floor):
         return self.admin.answers()
 
 
-class HandWrittenXvfb(fixtures.Fixture):
-    """``Xvfb -displayfd`` as suites start it by hand (no cookie, no lock
-    file: the server picks the first free number itself)."""
-
-    def __init__(self, temp_root: str) -> None:
-        super().__init__()
-        self.temp_root = temp_root
-
-    def _setUp(self) -> None:
-        read_end, write_end = os.pipe()
-        try:
-            process = subprocess.Popen(
-                ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24"]
-                + ["-nolisten", "tcp"],
-                pass_fds=[write_end],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                cwd=self.temp_root,
-            )
-            self.addCleanup(process.wait)
-            self.addCleanup(process.terminate)
-            os.close(write_end)
-            write_end = -1
-            data = b""
-            while not data.endswith(b"\n"):
-                readable, _, _ = select.select([read_end], [], [], 60)
-                chunk = os.read(read_end, 16) if readable else b""
-                if not chunk:
-                    raise RuntimeError("Xvfb -displayfd did not say its display")
-                data += chunk
-            self.display = ":" + data.decode().strip()
-        finally:
-            os.close(read_end)
-            if write_end >= 0:
-                os.close(write_end)
-
-
-def _hand_written(port: int, temp_root: str) -> fixtures.Fixture:
-    return HandWrittenXvfb(temp_root)
-
-
 DAEMON = Daemon(
     "xvfb",
     "XvfbFixture",
     XvfbFloor,
-    _hand_written,
+    None,
     max_x_floor=1.5,
     programs=("Xvfb",),
 )

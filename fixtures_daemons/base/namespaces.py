@@ -371,8 +371,9 @@ class _Background:
         deadline = time.monotonic() + timeout
         with self.cond:
             while not self._idle():
-                if self.thread is None:
-                    self._start()
+                # Wake the thread too: it may be idling (up to
+                # _IDLE_SECONDS) on work added since it last looked.
+                self._start()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False

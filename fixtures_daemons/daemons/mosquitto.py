@@ -15,13 +15,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import secrets
 import signal
 import typing
 import uuid
 
 from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.binaries import Executable
+from fixtures_daemons.base.credentials import PasswordAuth
 from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.namespaces import KeyPrefix
@@ -34,7 +34,6 @@ __all__ = ["MosquittoFixture", "MosquittoResource", "MosquittoAdmin", "TopicPref
 
 EXTRA = "fixtures-daemons[mosquitto]"
 #: The user clients log in as (its password is random per daemon).
-DEFAULT_USER = "fxd"
 #: mosquitto_passwd's PBKDF2-SHA512 iterations (its ``$7$`` format).
 _PBKDF2_ITERATIONS = 101
 
@@ -190,7 +189,7 @@ class MosquittoAdmin(Admin):
         return True
 
 
-class MosquittoFixture(DaemonFixture):
+class MosquittoFixture(PasswordAuth, DaemonFixture):
     """A Mosquitto MQTT broker on one loopback listener, with a user and
     a random password of its own (anonymous clients refused).
 
@@ -202,8 +201,6 @@ class MosquittoFixture(DaemonFixture):
     It refuses to run as root: under root it runs as
     ``$FIXTURES_DAEMONS_USER`` or ``nobody``.
 
-    :param username: the user clients log in as (default ``fxd``).
-    :param password: its password (default: random, per daemon).
     :param anonymous: allow anonymous clients, with no password file (any
         local user can then connect).
     :param persistence: keep retained messages and sessions over
@@ -233,18 +230,11 @@ class MosquittoFixture(DaemonFixture):
     def __init__(
         self,
         *,
-        username: str = DEFAULT_USER,
-        password: str | None = None,
-        anonymous: bool = False,
         persistence: bool = True,
         **kwargs: typing.Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.requested_username = username
-        self.requested_password = password
-        self.anonymous = anonymous
         self.persistence = persistence
-        self._password = ""
 
     # -- hooks -----------------------------------------------------------------
 
@@ -267,8 +257,10 @@ class MosquittoFixture(DaemonFixture):
 
     def prepare(self) -> None:
         if not self.anonymous:
-            self._password = self.requested_password or secrets.token_hex(16)
-            self.write_file("passwords", password_line(self.requested_username, self._password))
+            self.make_password()
+            self.write_file(
+                "passwords", password_line(self.requested_username, self.server_password)
+            )
         lines = ["%s %s" % item for item in self.settings().items()]
         # Per-listener options given in settings apply to it: it comes last.
         lines.append("listener %d %s" % (self.port, self.requested_host))
@@ -282,27 +274,13 @@ class MosquittoFixture(DaemonFixture):
         return LogPattern(r"mosquitto version \S+ running")
 
     def build_endpoint(self) -> Endpoint:
-        endpoint = super().build_endpoint()
-        if self.anonymous:
-            return endpoint
-        return endpoint.replace(user=self.requested_username, password=self._password)
+        return self.with_credential(super().build_endpoint())
 
     def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
         exports = {"TOPIC_PREFIX": endpoint.key_prefix}
-        if endpoint.password:
-            exports["PASSWORD"] = endpoint.password
         return exports
 
     # -- what tests use ------------------------------------------------------
-
-    @property
-    def username(self) -> str:
-        """The user clients log in as (empty with ``anonymous``)."""
-        return self.endpoint.user
-
-    @property
-    def password(self) -> str:
-        return self.endpoint.password
 
     @property
     def topic_prefix(self) -> str:

@@ -12,12 +12,12 @@ object stores are what ``reset()`` empties.
 from __future__ import annotations
 
 import json
-import secrets
 import signal
 import typing
 
 from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.binaries import Executable
+from fixtures_daemons.base.credentials import PasswordAuth
 from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.namespaces import KeyPrefix
@@ -29,7 +29,6 @@ __all__ = ["NatsFixture", "NatsResource", "NatsAdmin", "SubjectPrefix"]
 
 EXTRA = "fixtures-daemons[nats]"
 #: The user clients log in as (its password is random per daemon).
-DEFAULT_USER = "fxd"
 
 T = typing.TypeVar("T")
 
@@ -202,7 +201,7 @@ def _may_match(pattern: str, prefix: str) -> bool:
     return first in (">", "*") or pattern.startswith(prefix)
 
 
-class NatsFixture(DaemonFixture):
+class NatsFixture(PasswordAuth, DaemonFixture):
     """A NATS server (``nats-server``) on loopback, with a user and a
     random password of its own, and JetStream (its store in the private
     temp dir).
@@ -214,8 +213,6 @@ class NatsFixture(DaemonFixture):
     JetStream's data is back after the restart. It does not need root:
     under root it runs as ``$FIXTURES_DAEMONS_USER`` or ``nobody``.
 
-    :param username: the user clients log in as (default ``fxd``).
-    :param password: its password (default: random, per daemon).
     :param anonymous: no authorization at all (any local user can then
         connect).
     :param jetstream: run JetStream (streams, key-value, object store),
@@ -246,20 +243,13 @@ class NatsFixture(DaemonFixture):
     def __init__(
         self,
         *,
-        username: str = DEFAULT_USER,
-        password: str | None = None,
-        anonymous: bool = False,
         jetstream: bool = True,
         monitor: bool = False,
         **kwargs: typing.Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.requested_username = username
-        self.requested_password = password
-        self.anonymous = anonymous
         self.jetstream = jetstream
         self.monitor = monitor
-        self._password = ""
 
     # -- hooks -----------------------------------------------------------------
 
@@ -276,7 +266,7 @@ class NatsFixture(DaemonFixture):
         if not self.anonymous:
             settings["authorization"] = "{user: %s, password: %s}" % (
                 json.dumps(self.requested_username),
-                json.dumps(self._password),
+                json.dumps(self.server_password),
             )
         if self.jetstream:
             settings["jetstream"] = "{store_dir: %s, max_memory_store: 256MB}" % json.dumps(
@@ -288,7 +278,7 @@ class NatsFixture(DaemonFixture):
 
     def prepare(self) -> None:
         if not self.anonymous:
-            self._password = self.requested_password or secrets.token_hex(16)
+            self.make_password()
         lines = ["%s: %s" % item for item in self.settings().items()]
         self.write_file("nats.conf", "\n".join(lines) + "\n")
 
@@ -299,29 +289,15 @@ class NatsFixture(DaemonFixture):
         return LogPattern(r"\[INF\] Server is ready")
 
     def build_endpoint(self) -> Endpoint:
-        endpoint = super().build_endpoint()
-        if self.anonymous:
-            return endpoint
-        return endpoint.replace(user=self.requested_username, password=self._password)
+        return self.with_credential(super().build_endpoint())
 
     def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
         exports = {"SUBJECT_PREFIX": endpoint.key_prefix}
-        if endpoint.password:
-            exports["PASSWORD"] = endpoint.password
         if "monitor" in endpoint.ports:
             exports["MONITOR_URL"] = "http://%s:%d" % (endpoint.host, endpoint.ports["monitor"])
         return exports
 
     # -- what tests use ------------------------------------------------------
-
-    @property
-    def username(self) -> str:
-        """The user clients log in as (empty with ``anonymous``)."""
-        return self.endpoint.user
-
-    @property
-    def password(self) -> str:
-        return self.endpoint.password
 
     @property
     def subject_prefix(self) -> str:

@@ -70,8 +70,13 @@ class TestNginx(daemon_base.DaemonContract, daemon_base.AttachContract, daemon_b
         status, body, headers = get(daemon.url + "/page.html")
         self.assertEqual((200, "<p>hi</p>"), (status, body))
         self.assertEqual("text/html", headers["Content-Type"])
-        with open(daemon.access_log_path) as f:
-            self.assertIn('"GET /page.html HTTP/1.1" 200', f.read())
+
+        # The worker logs the request after it answered it.
+        def logged() -> bool:
+            with open(daemon.access_log_path) as f:
+                return '"GET /page.html HTTP/1.1" 200' in f.read()
+
+        self.assertTrue(wait_for(logged, 10))
         made = set(os.listdir(daemon.temp_dir))
         for name in ("nginx.conf", "nginx.pid", "access.log", "nginx.log", "html"):
             self.assertIn(name, made)

@@ -506,6 +506,20 @@ class TestKilledBuild(DrivenRunnerTestCase):
 
 
 class TestRegistry(base.TestCase):
+    def test_a_clean_exit_leaves_no_entry(self) -> None:
+        # The test process exits; its watchdog, whose pipe closed at once,
+        # waits for it to be gone and removes its journal and lock (a
+        # sweep later would too, but the registry should not fill up).
+        code = "from fixtures_daemons.process.watchdog import Watchdog; print(Watchdog.get().token)"
+        env = dict(os.environ, PYTHONPATH=base.REPO_ROOT)
+        token = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        ).stdout.strip()
+        registry = registry_dir()
+        assert registry is not None
+        paths = _reaper.registry_paths(registry, token)
+        self.assertTrue(wait_for(lambda: not any(os.path.exists(p) for p in paths), 10), paths)
+
     def test_private_to_the_user(self) -> None:
         registry = registry_dir()
         assert registry is not None

@@ -133,6 +133,19 @@ def signal_family(snapshot: dict[int, str], sig: int) -> list[int]:
     return alive
 
 
+def _wait_gone(pid: int, started: str, timeout: float) -> bool:
+    """Wait (at most ``timeout`` seconds) until the process ``pid`` that
+    started at ``started`` is gone (a zombie is); True when it is."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while start_time(pid) == started:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True
+
+
 def kill_family(snapshot: dict[int, str], timeout: float = 2.0) -> None:
     """SIGKILL what is left of ``snapshot``; wait until it is dead."""
     deadline = time.monotonic() + timeout
@@ -438,6 +451,9 @@ def registry_paths(registry: str, token: str) -> tuple[str, str]:
 #: Seconds an exiting watchdog gives its sweep to finish; a sweep cut short
 #: is done again by the next.
 SWEEP_GRACE = 5.0
+#: Seconds a watchdog whose pipe closed waits for its test process to
+#: finish exiting, before it decides whether to keep its journal.
+OWNER_EXIT_GRACE = 2.0
 
 
 def sweep(registry: str, own_token: str = "") -> list[str]:
@@ -562,6 +578,10 @@ def main(argv: list[str]) -> int:
         if sweeper is not None:
             sweeper.join(SWEEP_GRACE)  # a one-off use (the CLI) exits at once
         pid, started = watchdog.owner
+        if registry and pid:
+            # Our pipe closed: the test process is exiting, or gone. Give it
+            # a moment, so that a clean exit leaves no registry entry.
+            _wait_gone(pid, started, OWNER_EXIT_GRACE)
         if registry and not (pid and start_time(pid) == started):
             for path in (journal, lock):
                 try:

@@ -326,7 +326,10 @@ class TestRunCommand(CliTestCase):
             self.assertIn("command not found: /nonexistent/cmd", f.read())
 
     def test_keep(self) -> None:
-        result = self.cli("--keep", "run", "redis", "--", "true")
+        # The command's own fixtures do not inherit --keep.
+        result = self.cli(
+            "--keep", "run", "redis", "--", "sh", "-c", 'test -z "$FIXTURES_DAEMONS_KEEP"'
+        )
         self.assertStatus(0, result)
         match = re.search(r"kept (\S+)", result.stderr)
         assert match is not None, result.stderr

@@ -294,6 +294,8 @@ def cmd_run(ns: argparse.Namespace, command: list[str]) -> int:
         if caught:
             return 128 + caught[0]
         env = dict(os.environ)
+        if getattr(ns, "keep", False) and not getattr(ns, "keep_inherited", True):
+            env.pop(KEEP_ENV, None)
         env.update(naming.variables(fixture, fixture.server_endpoint, os.getpid()))
         try:
             child = subprocess.Popen(command, env=env)
@@ -631,6 +633,9 @@ def _main(args: list[str], command: list[str], debug: bool) -> int:
         parser = build_parser(named)
         ns, extra = parser.parse_known_args(args)
         _LOG_FILE[:] = [os.path.abspath(ns.log_file)] if ns.log_file else []
+        # --keep is about this run's daemon: the command's own fixtures do
+        # not inherit it (cmd_run leaves it out of the command's environment).
+        ns.keep_inherited = KEEP_ENV in os.environ
         if ns.keep:
             os.environ[KEEP_ENV] = "1"
         if extra:

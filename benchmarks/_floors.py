@@ -93,6 +93,18 @@ def run(command: list[str]) -> None:
         )
 
 
+def initdb(postgres: str, data_dir: str) -> None:
+    """A PostgreSQL data dir made as the fixture's template is
+    (``PostgresqlFixture._init_options``; trust everywhere: a floor has no
+    password to pay for), for the floors that start ``postgres``."""
+    from fixtures_daemons.base.binaries import sibling
+
+    run(
+        [sibling(postgres, "initdb"), "-D", data_dir, "--no-sync", "--no-instructions"]
+        + ["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale", "C", "--wal-segsize=1"]
+    )
+
+
 def ask(port: int, request: bytes, expect: bytes) -> bool:
     """Send one line over TCP; True if the reply starts with ``expect``."""
     try:

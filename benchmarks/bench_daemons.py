@@ -71,7 +71,7 @@ from pifpaf.drivers.redis import RedisDriver
 
 import fixtures_daemons
 from benchmarks import _bench
-from benchmarks._floors import HOST, Daemon, Floor, ask, run
+from benchmarks._floors import HOST, Daemon, Floor, ask, initdb, run
 from fixtures_daemons import DaemonFixture, reserve_port
 from fixtures_daemons.base.binaries import find_executable, program_version, sibling
 from fixtures_daemons.base.templates import CACHE_ENV
@@ -103,24 +103,7 @@ class PostgresqlFloor(Floor):
     def prepare(self) -> None:
         self.data_dir = os.path.join(self.workdir, "data")
         # The fixture's initdb options (PostgresqlFixture._init_options).
-        run(
-            [
-                sibling(self.binary, "initdb"),
-                "-D",
-                self.data_dir,
-                "--no-sync",
-                "--no-instructions",
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale",
-                "C",
-                "--wal-segsize=1",
-            ]
-        )
+        initdb(self.binary, self.data_dir)
 
     def command(self) -> list[str]:
         settings = {

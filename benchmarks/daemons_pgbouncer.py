@@ -30,9 +30,9 @@ import psycopg
 from pifpaf import drivers
 from pifpaf.drivers.postgresql import PostgreSQLDriver
 
-from benchmarks._floors import HOST, Daemon, Floor, run
+from benchmarks._floors import HOST, Daemon, Floor, initdb
 from fixtures_daemons import PostgresqlFixture, reserve_port
-from fixtures_daemons.base.binaries import find_executable, sibling
+from fixtures_daemons.base.binaries import find_executable
 
 
 def write_config(directory: str, port: int, upstream: str, upstream_port: int) -> str:
@@ -82,24 +82,7 @@ class PgbouncerFloor(Floor):
         self.data_dir = os.path.join(self.workdir, "data")
         self.pg_port = reserve_port(HOST)  # the upstream's: for the whole run
         # The fixture's initdb options (PostgresqlFixture._init_options).
-        run(
-            [
-                sibling(self.postgres, "initdb"),
-                "-D",
-                self.data_dir,
-                "--no-sync",
-                "--no-instructions",
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale",
-                "C",
-                "--wal-segsize=1",
-            ]
-        )
+        initdb(self.postgres, self.data_dir)
         self.ini = write_config(self.workdir, self.port, HOST, self.pg_port.port)
 
     def postgres_command(self) -> list[str]:

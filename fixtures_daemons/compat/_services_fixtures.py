@@ -171,10 +171,7 @@ def base_dir(
 @pytest.fixture(scope="session")
 def temp_dir(base_dir: str, services_log: logging.Logger) -> str:
     """``<base_dir>/tmp``."""
-    path = os.path.join(base_dir, "tmp")
-    services_log.debug("creating temp dir: %s", path)
-    os.makedirs(path, exist_ok=True)
-    return path
+    return _tmp_in(base_dir, services_log)
 
 
 @pytest.fixture(scope="session")
@@ -192,8 +189,12 @@ def memory_base_dir(
 @pytest.fixture(scope="session")
 def memory_temp_dir(memory_base_dir: str, services_log: logging.Logger) -> str:
     """``<memory_base_dir>/tmp``."""
-    path = os.path.join(memory_base_dir, "tmp")
-    services_log.debug("creating memory temp dir: %s", path)
+    return _tmp_in(memory_base_dir, services_log)
+
+
+def _tmp_in(base: str, services_log: logging.Logger) -> str:
+    path = os.path.join(base, "tmp")
+    services_log.debug("creating temp dir: %s", path)
     os.makedirs(path, exist_ok=True)
     return path
 

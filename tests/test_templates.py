@@ -408,8 +408,17 @@ class TestSpares(daemon_base.DaemonTestCase):
     """The watchdog prepares the next instance's copy of a template."""
 
     def test_spares_are_ordered_claimed_and_removed(self) -> None:
+        self.checkSpares(base.python_env())
+
+    def test_a_use_that_built_the_template_counts(self) -> None:
+        # The first setUp builds the template in an empty cache; the second
+        # still orders the spare.
+        cache = self.useFixture(fixtures.TempDir()).path
+        self.checkSpares(base.python_env(**{CACHE_ENV: cache}))
+        self.assertEqual(1, len(templates(cache, "postgresql")))
+
+    def checkSpares(self, env: dict[str, str]) -> None:
         root = self.ownTempRoot()
-        env = base.python_env()
         env[TMPDIR_ENV] = root
         child = self.spawnPython(SPARE_CHECKER, env=env)
         assert child.stdout is not None and child.stdin is not None

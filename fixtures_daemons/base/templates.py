@@ -250,7 +250,12 @@ class TemplateCache:
             if not existed:
                 self._build(kind, dict(key_parts), version, build, path, owner, temp_root)
             copy_tree(os.path.join(path, _DATA), dst, owner)
-            return existed
+        if spares is not None:
+            # A use that built the template counts as a use too: else a
+            # process whose first setUp built it would get its first spare
+            # a setUp late.
+            spares.order(os.path.join(path, _DATA), lock)
+        return existed
 
     def _ensure_root(self) -> None:
         """The cache dir, made if missing; a file in its place (damage) is

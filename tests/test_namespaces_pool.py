@@ -104,6 +104,32 @@ class TestPool(PoolTestCase):
         error = self.assertRaises(psycopg.OperationalError, psycopg.connect, url)
         self.assertIn("not currently accepting connections", str(error))
 
+    def test_pool_databases_carry_a_relation_cache_file(self) -> None:
+        # The pool warmed template0 once, so a client's first connection to
+        # a claimed database does not build pg_internal.init itself.
+        def has_init_file(database: str) -> bool:
+            rows = pg_rows(
+                self.server,
+                "SELECT (pg_stat_file('base/' || oid || '/pg_internal.init', true)).size "
+                "IS NOT NULL FROM pg_database WHERE datname = '%s'" % database,
+            )
+            return rows == [(True,)]
+
+        self.assertFalse(has_init_file("template0"))
+        ready = self.primed()
+        self.assertTrue(has_init_file("template0"))
+        self.assertTrue(all(has_init_file(name) for name in ready), ready)
+        self.assertEqual(
+            [(False,)],
+            pg_rows(
+                self.server, "SELECT datallowconn FROM pg_database WHERE datname = 'template0'"
+            ),
+        )
+        one = self.attach(PostgresqlFixture)
+        self.assertTrue(has_init_file(one.database))
+        self.assertEqual([(1,)], pg_rows(one, "SELECT 1"))
+        one.cleanUp()
+
     def test_claimed_databases_are_copies_of_the_template(self) -> None:
         path = self.sqlFile(CATALOGUE_SQL)
         self.primed(template=path)

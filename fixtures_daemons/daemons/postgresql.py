@@ -78,6 +78,10 @@ _channels: collections.OrderedDict[tuple[str, str, str], _Channel] = collections
 _channels_lock = threading.Lock()
 _MAX_CHANNELS = 8
 
+#: The servers (socket, postmaster pid and start time) whose template0
+#: this process has warmed for its pool (see PostgresqlAdmin._warm_template0).
+_warmed: set[tuple[object, ...]] = set()
+
 
 def _forget_channels() -> None:
     """In a forked child: the parent's connections are the parent's (a
@@ -272,7 +276,45 @@ class PostgresqlAdmin(SqlAdmin):
 
     def create_pooled(self, name: str, template: str | None = None) -> None:
         # Nobody may connect to it before it is claimed: pristine.
+        if template is None:
+            self._warm_template0()
         self._create(name, template, " ALLOW_CONNECTIONS false")
+
+    def _warm_template0(self) -> None:
+        """Give template0 its relation cache init file, once per server.
+
+        A backend that connects to a database without ``pg_internal.init``
+        builds one, which costs the first connection to every fresh
+        database a few milliseconds; the server removes those files when
+        it starts, and nobody ever connects to template0. So the pool, which
+        copies template0 many times, connects to it once first (allowing it
+        for that moment), and every copy carries the file (see
+        doc/source/design.rst, 'Databases made ahead, claimed with a
+        rename'). Best effort: another process warming it at the same time,
+        or a refusal, costs nothing but the gain."""
+        key = (self.endpoint.socket, self.endpoint.pid, self.endpoint.pid_start)
+        if key in _warmed:
+            return
+        _warmed.add(key)
+        try:
+            if self._admin(
+                "SELECT 1 FROM pg_database WHERE datname = 'template0' "
+                "AND (pg_stat_file('base/' || oid || '/pg_internal.init', true)).size IS NULL"
+            ):
+                self._admin("ALTER DATABASE template0 ALLOW_CONNECTIONS true")
+                try:
+                    with _pgwire.connect(
+                        self.endpoint.socket, self.endpoint.user, "template0", self.timeout
+                    ) as conn:
+                        pid = int(conn.query("SELECT pg_backend_pid()")[0][0] or 0)
+                finally:
+                    self._admin("ALTER DATABASE template0 ALLOW_CONNECTIONS false")
+                # Copying template0 waits, in 100 ms steps, for its last
+                # client to be gone: wait for it here, with our backoff.
+                if pid:
+                    wait_for(lambda: not _reaper.start_time(pid), self.timeout)
+        except (AdminError, OSError, ValueError, _pgwire.PgError):  # noqa: S110 (best effort)
+            pass
 
     def _create(self, name: str, template: str | None, options: str) -> None:
         # Without a template, from template0: pristine, and nobody can

@@ -23,7 +23,8 @@ started here, ``DaemonProc.namespace()`` then ``cleanUp()`` (what the
 ``postgresql`` and ``redis`` fixtures do around each test), medians.
 
 pytest-postgresql's ``pg_ctl`` refuses root: as root, the benchmark runs
-itself again as ``fxd-ci`` (``--user``). Run it from the repository root::
+itself again as ``fxd-ci`` (``--user``), after writing the plugins'
+bytecode caches (see :func:`warm_bytecode`). Run it from the repository root::
 
     python -m benchmarks.bench_pytest              # 3 rounds
     python -m benchmarks.bench_pytest --rounds 5
@@ -167,7 +168,28 @@ def namespace_cost(rounds: int = 50) -> None:
             proc.stop()
 
 
+def warm_bytecode() -> None:
+    """Write the bytecode caches of every pytest plugin, as the user who
+    can: pytest rewrites the asserts of every module of a distribution that
+    registers a plugin (this library's and pytest-postgresql's alike), and
+    a user who cannot write them (``fxd-ci`` in a tree root owns) would
+    compile them again in every pytest process, which an installed package
+    never does after its first run."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = REPO
+    with tempfile.TemporaryDirectory(prefix="bench-pytest-warm-") as empty:
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"],
+            cwd=empty,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+
+
 def main(argv: typing.Sequence[str]) -> int:
+    warm_bytecode()
     if os.geteuid() == 0 and "--as-root" not in argv:
         print("running as fxd-ci (pytest-postgresql's pg_ctl refuses root)")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": REPO}

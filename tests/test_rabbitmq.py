@@ -13,21 +13,23 @@ itself.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import typing
 import urllib.parse
 
+import fixtures
 import pika  # type: ignore[import-untyped]
 import pika.exceptions  # type: ignore[import-untyped]
 import psutil
 
 from fixtures_daemons import DaemonFixture
+from fixtures_daemons.base.templates import CACHE_ENV
 from fixtures_daemons.daemons.rabbitmq import RabbitmqFixture, code_path, rabbitmq_home
 from fixtures_daemons.process.ports import PortFixture
 from tests import daemon_base
 from tests.test_cli import DUMP_ENV, CliTestCase
+from tests.test_templates import templates
 
 
 def connect(url: str) -> pika.BlockingConnection:
@@ -95,7 +97,7 @@ class TestRabbitmq(
             "amqp://alice:s3cr:t@127.0.0.1:%d/%%2F" % daemon.port, daemon.url
         )  # pika reads the password up to the @
         self.assertEqual("/", daemon.vhost)
-        self.assertTrue(re.fullmatch(r"fxd-[0-9a-f]{8}@localhost", daemon.nodename))
+        self.assertEqual("fxd@localhost", daemon.nodename)
         prefix = "FIXTURES_DAEMONS_RABBITMQ_"
         self.assertEqual(daemon.nodename, os.environ[prefix + "NODENAME"])
         self.assertEqual(str(daemon.ports["epmd"]), os.environ[prefix + "EPMD_PORT"])
@@ -192,12 +194,75 @@ class TestRabbitmq(
         self.assertGone(*members)
 
 
+class TestRabbitmqTemplate(daemon_base.DaemonTestCase):
+    """The default node boots on a copy of a database made once."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.cache = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.EnvironmentVariable(CACHE_ENV, self.cache))
+
+    def test_copies_of_one_database(self) -> None:
+        first = self.useFixture(RabbitmqFixture(username="alice", password="pw"))
+        [template] = templates(self.cache, "rabbitmq")
+        self.assertEqual(
+            ["fxd@localhost"],
+            [
+                n
+                for n in os.listdir(os.path.join(template, "data"))
+                if not n.startswith("fxd@localhost-")
+            ],
+        )
+        with open(os.path.join(template, "meta.json")) as f:
+            self.assertNotIn('"pw"', f.read())  # the password is in the key as a hash
+        put(first.url, "key", "first")
+        second = self.useFixture(RabbitmqFixture(username="alice", password="pw"))
+        self.assertEqual([template], templates(self.cache, "rabbitmq"))
+        self.assertIsNone(get(second.url, "key"))  # its own copy, not the first's
+        put(second.url, "key", "second")
+        self.assertEqual("first", get(first.url, "key"))
+        # Another user seeded: another template.
+        other = self.useFixture(RabbitmqFixture(username="bob", password="pw2"))
+        self.assertEqual(2, len(templates(self.cache, "rabbitmq")))
+        put(other.url, "key", "bob")
+        self.assertEqual("bob", get(other.url, "key"))
+
+    def test_a_named_node_boots_on_an_empty_database(self) -> None:
+        daemon = self.useFixture(RabbitmqFixture(nodename="mine"))
+        self.assertEqual("mine@localhost", daemon.nodename)
+        self.assertEqual([], templates(self.cache, "rabbitmq"))
+        put(daemon.url, "key", "value")
+        self.assertEqual("value", get(daemon.url, "key"))
+
+    def test_a_damaged_template_is_built_again(self) -> None:
+        self.useFixture(RabbitmqFixture())
+        [template] = templates(self.cache, "rabbitmq")
+        with open(os.path.join(template, "data", "fxd@localhost", "schema.DAT"), "wb") as f:
+            f.write(b"damaged")
+        daemon = self.useFixture(RabbitmqFixture())  # fails on the copy, rebuilds, boots
+        put(daemon.url, "key", "value")
+        self.assertEqual("value", get(daemon.url, "key"))
+        [rebuilt] = templates(self.cache, "rabbitmq")
+        with open(os.path.join(rebuilt, "data", "fxd@localhost", "schema.DAT"), "rb") as f:
+            self.assertNotEqual(b"damaged", f.read())
+        # One epmd for the node, though prepare() ran twice.
+        assert daemon.epmd is not None and daemon.epmd.pid is not None
+        self.assertEqual(
+            [daemon.epmd.pid],
+            [
+                p.pid
+                for p in psutil.process_iter(["name"])
+                if p.info["name"] == "epmd" and str(daemon.ports["epmd"]) in " ".join(p.cmdline())
+            ],
+        )
+
+
 class BrokenRabbitmq(RabbitmqFixture):
     """A node whose database is not one: mnesia refuses it and the boot stops."""
 
     def prepare(self) -> None:
         super().prepare()
-        os.makedirs(self.path("mnesia", self._node))
+        os.makedirs(self.path("mnesia", self._node), exist_ok=True)  # copied from the template
         with open(self.path("mnesia", self._node, "schema.DAT"), "wb") as f:
             f.write(b"not a schema")
         if self.run_as:
@@ -212,7 +277,7 @@ class TestRabbitmqBadInputs(daemon_base.BadInputs, daemon_base.DaemonTestCase):
     package = "rabbitmq-server"
     rejected = {"settings": {"tcp_listeners": "not_a_listener"}}
     complaint = "not_a_listener"
-    crash_complaint = "schema"
+    crash_complaint = "mnesia"
 
     def broken(self, **kwargs: typing.Any) -> DaemonFixture:
         return BrokenRabbitmq(**kwargs)

@@ -85,6 +85,19 @@ def pid_of(fixture: DaemonFixture) -> int:
     return fixture.process.pid
 
 
+def _remove_root(path: str) -> None:
+    """Remove a test's own temp root. A child process the test started
+    may have been killed a moment ago (a failing test): its watchdog is
+    then still removing its dirs here, so entries vanish under rmtree."""
+    wait_for(lambda: not os.listdir(path), 10)
+
+    def vanished(function: typing.Any, name: str, exc_info: typing.Any) -> None:
+        if not isinstance(exc_info[1], FileNotFoundError):
+            raise exc_info[1]
+
+    shutil.rmtree(path, onerror=vanished)
+
+
 class DaemonTestCase(base.TestCase):
     """Base class of the daemon tests."""
 
@@ -118,7 +131,7 @@ class DaemonTestCase(base.TestCase):
         made), on the same file system as the default one, that the daemon
         user can enter."""
         path = tempfile.mkdtemp(prefix="daemon-tests-root-", dir=default_temp_root())
-        self.addCleanup(shutil.rmtree, path)
+        self.addCleanup(_remove_root, path)
         os.chmod(path, 0o755)
         return path
 

@@ -227,6 +227,23 @@ class TestRabbitmqTemplate(daemon_base.DaemonTestCase):
         put(other.url, "key", "bob")
         self.assertEqual("bob", get(other.url, "key"))
 
+    def test_the_version_never_boots_a_broker(self) -> None:
+        # rabbitmq-server boots a broker whatever its arguments, --version
+        # too: the template's version comes from rabbitmqadmin, or from the
+        # installation's dir when the script itself is the binary.
+        first = self.useFixture(RabbitmqFixture())
+        script = first.binary
+        self.assertEqual("rabbitmq-server", os.path.basename(script))
+        self.assertIn(first.version().split()[-1], script)
+        second = self.useFixture(RabbitmqFixture(binary=script))
+        self.assertEqual(os.path.basename(rabbitmq_home(script)), second.version())
+        stray = [
+            p.pid
+            for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] == "beam.smp" and "--version" in (p.info["cmdline"] or [])
+        ]
+        self.assertEqual([], stray)
+
     def test_a_named_node_boots_on_an_empty_database(self) -> None:
         daemon = self.useFixture(RabbitmqFixture(nodename="mine"))
         self.assertEqual("mine@localhost", daemon.nodename)

@@ -51,7 +51,7 @@ import typing
 import urllib.parse
 
 from fixtures_daemons.base.admin import Admin
-from fixtures_daemons.base.binaries import Executable
+from fixtures_daemons.base.binaries import Executable, program_version
 from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.namespaces import Database
@@ -447,6 +447,8 @@ class RabbitmqFixture(DaemonFixture):
         self.plugins = list(plugins)
         self._node = ""
         self._cookie = ""
+        #: The program found (``self.binary`` becomes the server script).
+        self._found = ""
         self._code: list[str] = []
         #: The node's epmd, and in a cluster the other members' processes.
         self.epmd: ProcessFixture | None = None
@@ -473,7 +475,17 @@ class RabbitmqFixture(DaemonFixture):
         short, _, host = self._node.partition("@")
         return "%s-%d@%s" % (short, member, host)
 
+    def version(self) -> str:
+        # Never by running rabbitmq-server (given as binary=): it boots a
+        # broker whatever its arguments (see SERVER).
+        program = self._found or self.binary
+        if os.path.basename(program) == "rabbitmq-server":
+            return os.path.basename(rabbitmq_home(program)) or program
+        return program_version(program, self.executable.version_args)
+
     def prepare(self) -> None:
+        if os.path.basename(self.binary) != "rabbitmq-server":
+            self._found = self.binary
         self.binary = server_script(self.binary)
         home = rabbitmq_home(self.binary)
         short = self.requested_nodename or TEMPLATE_NODE

@@ -27,6 +27,7 @@ __all__ = [
     "NotOwnedError",
     "DefinitionError",
     "AttachError",
+    "ServerError",
     "AdminError",
     "CertificateError",
     "ClientLibraryMissing",
@@ -345,6 +346,30 @@ class AttachError(DaemonError):
             "cannot attach to the daemon %s describes: %s; restart what exported it, "
             "or unset %s to start a daemon of its own" % (self.source, self.message, self.source)
         )
+
+
+class ServerError(DaemonError):
+    """A server the library did not start (``server=``, ``$<PREFIX>_<DAEMON>_SERVER``,
+    ``fixtures-daemons run --server``) cannot be used: a URL that is not
+    one, a server that does not answer, credentials it refuses, a TLS
+    failure, a right the role lacks.
+
+    :ivar source: what named the server (the parameter, the variable).
+    :ivar url: its URL, without the password.
+    :ivar reason: what went wrong.
+    :ivar hint: what to do about it.
+    """
+
+    def __init__(self, name: str, source: str, url: str, reason: str, hint: str = "") -> None:
+        super().__init__(name, message=reason)
+        self.source = source
+        self.url = url
+        self.reason = reason
+        self.hint = hint
+
+    def _describe(self) -> str:
+        text = "cannot use the server %s (from %s): %s" % (self.url, self.source, self.message)
+        return text + ("; " + self.hint if self.hint else "")
 
 
 class MisuseError(DaemonError):

@@ -252,11 +252,14 @@ class TestRabbitmqTemplate(daemon_base.DaemonTestCase):
         self.assertEqual("value", get(daemon.url, "key"))
 
     def test_a_damaged_template_is_built_again(self) -> None:
-        self.useFixture(RabbitmqFixture())
+        # A temp root of its own: no spare copied ahead (from the template
+        # before the damage) to boot from.
+        root = self.ownTempRoot()
+        self.useFixture(RabbitmqFixture(temp_root=root))
         [template] = templates(self.cache, "rabbitmq")
         with open(os.path.join(template, "data", "fxd@localhost", "schema.DAT"), "wb") as f:
             f.write(b"damaged")
-        daemon = self.useFixture(RabbitmqFixture())  # fails on the copy, rebuilds, boots
+        daemon = self.useFixture(RabbitmqFixture(temp_root=root))  # fails, rebuilds, boots
         put(daemon.url, "key", "value")
         self.assertEqual("value", get(daemon.url, "key"))
         [rebuilt] = templates(self.cache, "rabbitmq")

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import typing
 
-from fixtures_daemons.base.endpoint import Endpoint
-from fixtures_daemons.errors import MisuseError
+from fixtures_daemons.base.endpoint import Endpoint, redact
+from fixtures_daemons.errors import MisuseError, ServerError
 from fixtures_daemons.process.probes import Tcp, UnixSocket
 
 __all__ = ["Admin"]
@@ -57,6 +57,25 @@ class Admin:
         if endpoint.socket:
             return UnixSocket(endpoint.socket).ready()
         return True
+
+    def check_server(self, source: str) -> None:
+        """For a server the library did not start: raise
+        :class:`~fixtures_daemons.ServerError` saying why it cannot be used
+        (it does not answer, refuses the credentials, ...); ``source`` is
+        what named it. The server admins of the daemons say precisely why."""
+        if not self.answers():
+            raise ServerError(
+                self.name,
+                source,
+                redact(self.endpoint.url),
+                "it does not answer within %.1f s" % self.timeout,
+            )
+
+    def leftovers(self, remove: bool = False, templates: bool = False) -> list[str]:
+        """On a server the library did not start: the namespaces fixtures
+        left there (their creators are dead), and with ``templates`` the
+        template databases kept for later runs; removed with ``remove``."""
+        self._lacks("leftovers()", "leftovers on servers it did not start")
 
     def flush(self) -> None:
         """Empty the whole daemon (every database, every key)."""

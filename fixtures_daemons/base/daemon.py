@@ -33,8 +33,15 @@ from fixtures_daemons.base import namespaces as _namespaces
 from fixtures_daemons.base import signatures
 from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.binaries import Executable, program_version
-from fixtures_daemons.base.endpoint import Endpoint
-from fixtures_daemons.base.origins import Attached, Named, Origin, Spawned, state_value
+from fixtures_daemons.base.endpoint import SERVER_MARK, Endpoint
+from fixtures_daemons.base.origins import (
+    Attached,
+    External,
+    Named,
+    Origin,
+    Spawned,
+    state_value,
+)
 from fixtures_daemons.base.templates import TemplateCache
 from fixtures_daemons.errors import DefinitionError, MisuseError, NotOwnedError
 from fixtures_daemons.process import _reaper
@@ -74,6 +81,13 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         is alive and answers, else start it detached under that name. It
         outlives the test run; ``fixtures-daemons stop NAME`` stops it.
         The fixture gets a namespace in it, as an attached one does.
+    :param server: the URL of a server the library did not start (a CI
+        service container, a managed or shared test server): start
+        nothing, and give the fixture a namespace of its own there, made
+        on setUp and removed on cleanUp, as an attached fixture gets (see
+        :doc:`/user/servers`). ``$<PREFIX>_<DAEMON>_SERVER`` does the same
+        for every fixture of the daemon. Only daemons with a server admin
+        (``server_admin_class``) take one.
     :param share: export ``$<PREFIX>_<DAEMON>_STATE`` too, so that fixtures
         in ``auto`` mode set up meanwhile (in this process or in the
         processes it starts) attach to this daemon instead of starting
@@ -125,11 +139,16 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
     default_timeout: typing.ClassVar[float] = 60.0
     #: The URL scheme of its endpoint ("" for a daemon without a URL).
     scheme: typing.ClassVar[str] = ""
+    #: Other schemes a server URL (``server=``) may be written with.
+    server_schemes: typing.ClassVar[tuple[str, ...]] = ()
     #: What an attached fixture owns inside the daemon; None: the daemon
     #: has no namespaces, and ``auto`` mode never attaches to it.
     namespace: typing.ClassVar[type[_namespaces.Namespace] | None] = None
     #: Its administration (see :mod:`fixtures_daemons.base.admin`).
     admin_class: typing.ClassVar[type[Admin]] = Admin
+    #: The administration of a server the library did not start, through
+    #: the daemon's real client library; None: the daemon cannot use one.
+    server_admin_class: typing.ClassVar[type[Admin] | None] = None
 
     #: The keyword arguments the fixture was made with.
     arguments: typing.Mapping[str, typing.Any]
@@ -166,6 +185,7 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         *,
         mode: str = "auto",
         reuse: str | None = None,
+        server: str | None = None,
         share: bool = False,
         host: str = "127.0.0.1",
         port: int | None = None,
@@ -184,6 +204,7 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
             raise ValueError("mode must be auto, spawn or attach, not %r" % (mode,))
         self.mode = mode
         self.reuse = reuse
+        self.server = server
         self.share = share
         self.requested_host = host
         self.requested_port = port
@@ -293,6 +314,20 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
 
     def make_admin(self, endpoint: Endpoint) -> Admin:
         """The daemon's admin for ``endpoint`` (the whole daemon's)."""
+        if endpoint.extra.get(SERVER_MARK):
+            if self.server_admin_class is None:
+                raise MisuseError(
+                    self.daemon_name,
+                    "server=",
+                    "%s cannot use a server it did not start" % self.daemon_name,
+                )
+            return self.server_admin_class(endpoint, self.daemon_name, self.timeout)
+        return self.own_admin(endpoint)
+
+    def own_admin(self, endpoint: Endpoint) -> Admin:
+        """The admin of a daemon the library started (here or in another
+        process): ``admin_class`` by default; a hook for daemons whose
+        admin needs more than the endpoint."""
         return self.admin_class(endpoint, self.daemon_name, self.timeout)
 
     def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
@@ -504,9 +539,19 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         prefix = self.env_prefix if prefix is None else prefix
         return "%s_%s_STATE" % (prefix, self.daemon_name.upper())
 
+    def server_variable(self, prefix: str | None = None) -> str:
+        """The variable that names a server for every fixture of the daemon."""
+        prefix = self.env_prefix if prefix is None else prefix
+        return "%s_%s_SERVER" % (prefix, self.daemon_name.upper())
+
     def _choose_origin(self) -> Origin:
         if self.reuse:
             return Named(self.reuse)
+        if self.server:
+            return External(self.server, "server=")
+        if os.environ.get(self.server_variable()):
+            variable = self.server_variable()
+            return External(os.environ[variable], "$" + variable)
         variable = self.state_variable()
         state = os.environ.get(variable)
         if self.mode == "attach":

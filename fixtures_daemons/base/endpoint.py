@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
+import urllib.parse
 
 from fixtures_daemons.errors import StateError
 
@@ -28,6 +30,28 @@ _Mapping = typing.Mapping[str, typing.Any]
 
 def _frozen(value: typing.Mapping[str, typing.Any] | None) -> typing.Mapping[str, typing.Any]:
     return types.MappingProxyType(dict(value or {}))
+
+
+#: The key of ``Endpoint.extra`` that marks a server the library did not
+#: start (its value: ``"1"``): its admin is the daemon's server admin, and
+#: its URL carries the query (TLS options) it was given.
+SERVER_MARK = "server"
+#: The key of ``Endpoint.extra`` with the query string of a server's URL.
+QUERY = "query"
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL: mask what would be a password in one
+        return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    if password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc="%s:***@%s" % (user, netloc[2])))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,12 +117,16 @@ class Endpoint:
         if not self.scheme:
             return ""
         auth = ""
-        if self.user or self.password:
-            auth = self.user + (":" + self.password if self.password else "") + "@"
+        user, password = self.user, self.password
+        if self.extra.get(SERVER_MARK):  # someone else's: any characters
+            user, password = (urllib.parse.quote(x, safe="") for x in (user, password))
+        if user or password:
+            auth = user + (":" + password if password else "") + "@"
         host = "[%s]" % self.host if ":" in self.host else self.host
         port = ":%d" % self.port if self.port is not None else ""
         path = "/" + self.database if self.database else ""
-        return "%s://%s%s%s%s" % (self.scheme, auth, host, port, path)
+        query = "?" + self.extra[QUERY] if self.extra.get(QUERY) else ""
+        return "%s://%s%s%s%s%s" % (self.scheme, auth, host, port, path, query)
 
     def replace(self, **changes: typing.Any) -> Endpoint:
         """A copy with ``changes`` (a narrower namespace, say)."""

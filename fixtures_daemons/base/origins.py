@@ -20,11 +20,19 @@ from __future__ import annotations
 import json
 import os
 import typing
+import urllib.parse
 
 from fixtures_daemons.base.binaries import find_executable
-from fixtures_daemons.base.endpoint import Endpoint
+from fixtures_daemons.base.endpoint import QUERY, SERVER_MARK, Endpoint, redact
 from fixtures_daemons.base.skipping import skipping_missing
-from fixtures_daemons.errors import AttachError, DaemonExited, ExecutableNotFound, StateError
+from fixtures_daemons.errors import (
+    AttachError,
+    DaemonExited,
+    ExecutableNotFound,
+    MisuseError,
+    ServerError,
+    StateError,
+)
 from fixtures_daemons.process import _reaper
 from fixtures_daemons.process.fixture import ProcessFixture
 from fixtures_daemons.process.ports import PortFixture
@@ -38,8 +46,10 @@ __all__ = [
     "Origin",
     "Spawned",
     "Attached",
+    "External",
     "Named",
     "parse_state",
+    "server_endpoint",
     "state_value",
     "vouch",
     "unvouch",
@@ -205,6 +215,64 @@ class Attached(Origin):
         if vouched is not None:
             return vouched
         return _check(fixture, self.variable, self.text)
+
+
+def server_endpoint(fixture: DaemonFixture, url: str, source: str) -> Endpoint:
+    """The endpoint of the server ``url`` names (``scheme://[user[:password]@]
+    host[:port][/database][?options]``; the options, such as TLS ones, go
+    to the client library as they are); a
+    :class:`~fixtures_daemons.ServerError` when it is not such a URL."""
+    name = fixture.daemon_name
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ServerError(name, source, redact(url), "not a URL (%s)" % exc) from None
+    schemes = {fixture.scheme, *fixture.server_schemes}
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ServerError(
+            name,
+            source,
+            redact(url),
+            "not a %s URL" % name,
+            "write it %s://user:password@host:port/database" % fixture.scheme,
+        )
+    extra = {SERVER_MARK: "1"}
+    if parts.query:
+        extra[QUERY] = parts.query
+    return Endpoint(
+        scheme=fixture.scheme,
+        host=parts.hostname,
+        ports={"main": port} if port else {},
+        user=urllib.parse.unquote(parts.username or ""),
+        password=urllib.parse.unquote(parts.password or ""),
+        database=urllib.parse.unquote(parts.path.lstrip("/")),
+        extra=extra,
+    )
+
+
+class External(Origin):
+    """A server the library did not start, named by its URL: nothing is
+    started; the fixture gets a namespace of its own there, through the
+    daemon's server admin (its real client library), which checks that
+    the server answers and accepts the credentials."""
+
+    def __init__(self, url: str, source: str) -> None:
+        self.url = url
+        self.source = source
+        self.description = "the server %s names (%s)" % (source, redact(url))
+
+    def acquire(self, fixture: DaemonFixture) -> Endpoint:
+        if fixture.server_admin_class is None or fixture.namespace is None:
+            raise MisuseError(
+                fixture.daemon_name,
+                self.source,
+                "%s cannot use a server it did not start: only daemons whose fixtures "
+                "get a namespace of their own there can" % fixture.daemon_name,
+            )
+        endpoint = server_endpoint(fixture, self.url, self.source)
+        fixture.make_admin(endpoint).check_server(self.source)
+        return endpoint
 
 
 class Named(Origin):

@@ -294,7 +294,7 @@ class MysqlFixture(DatabaseDaemonFixture):
             )
         )
 
-    def make_admin(self, endpoint: Endpoint) -> MysqlAdmin:
+    def own_admin(self, endpoint: Endpoint) -> MysqlAdmin:
         client = ""
         if self.binary:  # the client beside the server we started
             for name in CLIENT.names:

@@ -351,7 +351,7 @@ class PgbouncerFixture(DatabaseDaemonFixture):
     def owned_namespace(self) -> Namespace:
         return UpstreamDatabase(self)
 
-    def make_admin(self, endpoint: Endpoint) -> PgbouncerAdmin:
+    def own_admin(self, endpoint: Endpoint) -> PgbouncerAdmin:
         return PgbouncerAdmin(endpoint, self.daemon_name, self.timeout)
 
     def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:

@@ -20,6 +20,7 @@ from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.namespaces import MARK_PREFIX
 from fixtures_daemons.base.resources import DaemonResource
 from fixtures_daemons.daemons import _pgwire
+from fixtures_daemons.daemons.postgresql_server import PostgresqlServerAdmin
 from fixtures_daemons.errors import AdminError
 from fixtures_daemons.process import _reaper
 from fixtures_daemons.process.probes import LogPattern, Probe
@@ -496,7 +497,9 @@ class PostgresqlFixture(DatabaseDaemonFixture):
     stop_signal = signal.SIGQUIT  # immediate shutdown
     restart_signal = signal.SIGINT  # fast shutdown: a clean restart
     scheme = "postgresql"
+    server_schemes = ("postgres",)
     admin_class = PostgresqlAdmin
+    server_admin_class = PostgresqlServerAdmin
     default_database = "postgres"
 
     def __init__(
@@ -600,7 +603,7 @@ class PostgresqlFixture(DatabaseDaemonFixture):
             )
         )
 
-    def make_admin(self, endpoint: Endpoint) -> PostgresqlAdmin:
+    def own_admin(self, endpoint: Endpoint) -> PostgresqlAdmin:
         return PostgresqlAdmin(endpoint, self.daemon_name, self.timeout, not self.durable)
 
     # -- what tests use ------------------------------------------------------
@@ -631,9 +634,13 @@ class PostgresqlFixture(DatabaseDaemonFixture):
         return libpq_dsn(self.endpoint)
 
     def extra_exports(self, endpoint: Endpoint) -> dict[str, str]:
+        if not endpoint.socket:  # a server we did not start
+            return {}
         return {"SOCKET_DIR": os.path.dirname(endpoint.socket)}
 
     def pifpaf_url(self, endpoint: Endpoint) -> str:
+        if not endpoint.socket:
+            return endpoint.url
         return "postgresql://localhost/%s?host=%s&port=%d" % (
             endpoint.database,
             os.path.dirname(endpoint.socket),
@@ -641,6 +648,13 @@ class PostgresqlFixture(DatabaseDaemonFixture):
         )
 
     def pifpaf_raw_exports(self, endpoint: Endpoint, prefix: str) -> dict[str, str]:
+        if not endpoint.socket:  # a server we did not start: over TCP
+            return {
+                "PGHOST": endpoint.host,
+                "PGPORT": str(endpoint.port or 5432),
+                "PGDATABASE": endpoint.database,
+                "PGUSER": endpoint.user,
+            }
         return {
             "PGHOST": os.path.dirname(endpoint.socket),
             "PGPORT": str(endpoint.port),

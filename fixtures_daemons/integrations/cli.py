@@ -24,7 +24,7 @@ from fixtures_daemons.base import persistent
 from fixtures_daemons.base.binaries import find_executable, program_version
 from fixtures_daemons.base.daemon import DEFAULT_ENV_PREFIX, DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
-from fixtures_daemons.base.origins import state_value
+from fixtures_daemons.base.origins import server_endpoint, state_value
 from fixtures_daemons.base.templates import TemplateCache, clear_cache
 from fixtures_daemons.errors import DaemonDied, DaemonError, MisuseError
 from fixtures_daemons.integrations import options, registry
@@ -199,6 +199,17 @@ def build_parser(only: typing.Collection[str] | None = None) -> argparse.Argumen
     stop.add_argument("--all", action="store_true", help="stop every named daemon")
     stop.add_argument("--pid", type=int, help=argparse.SUPPRESS)
     stop.add_argument("--start-time", help=argparse.SUPPRESS)
+
+    leftovers = commands.add_parser(
+        "leftovers",
+        help="what fixtures left on a server they did not start (--server): list, or remove",
+    )
+    leftovers.add_argument("daemon", metavar="DAEMON")
+    leftovers.add_argument("url", metavar="URL", help="the server, as given to --server")
+    leftovers.add_argument("--remove", action="store_true", help="drop them")
+    leftovers.add_argument(
+        "--templates", action="store_true", help="the template databases kept for later runs too"
+    )
 
     cache = commands.add_parser("cache", help="the template cache: where it is, what it holds")
     cache_commands = cache.add_subparsers(dest="cache_command", metavar="ACTION")
@@ -518,6 +529,18 @@ def _size(count: int) -> str:
     return "%.1f GB" % value
 
 
+def cmd_leftovers(ns: argparse.Namespace) -> int:
+    cls = registry.daemon_class(ns.daemon)
+    fixture = cls(server=ns.url)
+    source = "the command line"
+    endpoint = server_endpoint(fixture, ns.url, source)
+    admin = fixture.make_admin(endpoint)
+    admin.check_server(source)
+    for name in admin.leftovers(remove=ns.remove, templates=ns.templates):
+        print("removed %s" % name if ns.remove else name)
+    return 0
+
+
 def cmd_cache(ns: argparse.Namespace) -> int:
     cache = TemplateCache()
     if ns.cache_command == "clear":
@@ -660,6 +683,7 @@ def _main(args: list[str], command: list[str], debug: bool) -> int:
             "env": cmd_env,
             "stop": cmd_stop,
             "cache": cmd_cache,
+            "leftovers": cmd_leftovers,
         }[ns.command]
         return handler(ns)
     except UsageError as exc:

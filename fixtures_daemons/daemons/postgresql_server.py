@@ -1,0 +1,293 @@
+"""PostgreSQL servers the library did not start: a database per fixture.
+
+A CI service container, a managed PostgreSQL or a team's shared test
+server is reached through psycopg (the ``postgresql`` extra), never the
+minimal client the library keeps for its own servers: passwords
+(``scram-sha-256``, ``md5``) and TLS (``sslmode`` up to ``verify-full``,
+from the URL's query) are the client library's. The role needs only
+``CREATEDB`` and ``LOGIN``: every database a fixture makes is owned by it,
+so it may copy, rename, end the sessions of and drop what it made, and
+nothing else.
+
+Every database made here carries its creator in its comment: the host, the
+process (pid and start time) and when. The first fixture of a process on a
+server drops what dead creators left: on this host, those whose process is
+gone; from other hosts, those older than ``$FIXTURES_DAEMONS_SERVER_MAX_AGE``
+seconds (a day by default). ``fixtures-daemons leftovers`` lists and drops
+them on request. Nothing without the mark is ever touched.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import typing
+import urllib.parse
+import uuid
+
+from fixtures_daemons.base.databases import SqlAdmin
+from fixtures_daemons.base.endpoint import QUERY, redact
+from fixtures_daemons.base.namespaces import owner_alive, owner_mark
+from fixtures_daemons.errors import AdminError, ClientLibraryMissing, ServerError
+
+__all__ = ["PostgresqlServerAdmin", "SERVER_MARK_PREFIX", "TEMPLATE_MARK", "MAX_AGE_ENV"]
+
+#: The start of the comment of every database made on a server.
+SERVER_MARK_PREFIX = "fixtures-daemons made by "
+#: The comment of a template database made on a server.
+TEMPLATE_MARK = "fixtures-daemons template"
+#: Seconds after which a marked database from another host counts as left.
+MAX_AGE_ENV = "FIXTURES_DAEMONS_SERVER_MAX_AGE"
+DEFAULT_MAX_AGE = 24 * 3600.0
+
+
+def _psycopg(name: str, request: str) -> typing.Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise ClientLibraryMissing(
+            name, request, "psycopg", "fixtures-daemons[postgresql]"
+        ) from None
+    return psycopg
+
+
+def _ident(name: str) -> str:
+    return '"%s"' % name.replace('"', '""')
+
+
+def max_age() -> float:
+    """``$FIXTURES_DAEMONS_SERVER_MAX_AGE``, in seconds."""
+    text = os.environ.get(MAX_AGE_ENV, "")
+    if not text:
+        return DEFAULT_MAX_AGE
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        from fixtures_daemons.errors import StateError
+
+        raise StateError(MAX_AGE_ENV, "expected a number of seconds, got %r" % text)
+    return value
+
+
+def mark() -> str:
+    """This process's mark: host, pid and start time, and now."""
+    return "%s%s %s at %d" % (SERVER_MARK_PREFIX, socket.gethostname(), owner_mark(), time.time())
+
+
+def parse_mark(comment: str) -> tuple[str, str, float] | None:
+    """(host, owner, made at) of a mark; None for any other comment."""
+    if not comment.startswith(SERVER_MARK_PREFIX):
+        return None
+    words = comment[len(SERVER_MARK_PREFIX) :].split()
+    if len(words) != 4 or words[2] != "at":
+        return None
+    try:
+        return words[0], words[1], float(words[3])
+    except ValueError:
+        return None
+
+
+def left(comment: str, now: float | None = None) -> bool:
+    """Whether a database with this comment was left by a dead creator."""
+    parsed = parse_mark(comment)
+    if parsed is None:
+        return False
+    host, owner, made = parsed
+    if host == socket.gethostname():
+        return not owner_alive(owner)
+    return (time.time() if now is None else now) - made > max_age()
+
+
+class PostgresqlServerAdmin(SqlAdmin):
+    """Databases on a PostgreSQL server the library did not start, through
+    psycopg, as the URL's user, on a connection per request to the URL's
+    database (``postgres`` when the URL names none)."""
+
+    #: Servers (host, port, user) this process has swept already.
+    _swept: typing.ClassVar[set[tuple[object, ...]]] = set()
+
+    def _params(self, database: str = "") -> dict[str, str]:
+        endpoint = self.endpoint
+        params = dict(urllib.parse.parse_qsl(endpoint.extra.get(QUERY, "")))
+        params.update(
+            host=endpoint.host,
+            dbname=database or endpoint.database or "postgres",
+            connect_timeout=str(max(1, round(self.timeout))),
+        )
+        if endpoint.port:
+            params["port"] = str(endpoint.port)
+        if endpoint.user:
+            params["user"] = endpoint.user
+        if endpoint.password:
+            params["password"] = endpoint.password
+        return params
+
+    def _run(self, sql: str, database: str = "", request: str = "") -> list[tuple[typing.Any, ...]]:
+        psycopg = _psycopg(self.name, request or sql)
+        try:
+            with psycopg.connect(autocommit=True, **self._params(database)) as conn:
+                cursor = conn.execute(sql)
+                return cursor.fetchall() if cursor.description else []
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise AdminError(self.name, request or sql, self._privilege(str(exc))) from None
+        except psycopg.Error as exc:
+            raise AdminError(self.name, request or sql, str(exc).strip()) from None
+
+    def _privilege(self, text: str) -> str:
+        user = self.endpoint.user or "<the URL's user>"
+        if "create database" in text:
+            return "%s; the role needs CREATEDB: ALTER ROLE %s CREATEDB" % (text.strip(), user)
+        return "%s; the role %s lacks a right it needs (see the guide, 'Servers')" % (
+            text.strip(),
+            user,
+        )
+
+    # -- checks ------------------------------------------------------------------
+
+    def answers(self) -> bool:
+        try:
+            self._run("SELECT 1")
+        except AdminError:
+            return False
+        return True
+
+    def check_server(self, source: str) -> None:
+        url = redact(self.endpoint.url)
+        psycopg = _psycopg(self.name, "connect to %s" % url)
+        user = self.endpoint.user or "<the URL's user>"
+        try:
+            with psycopg.connect(autocommit=True, **self._params()) as conn:
+                row = conn.execute(
+                    "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user"
+                ).fetchone()
+        except psycopg.OperationalError as exc:
+            text = str(exc).strip()
+            lowered = text.lower()
+            if "password" in lowered and ("failed" in lowered or "no password" in lowered):
+                reason, hint = (
+                    "it refuses the credentials (%s)" % text,
+                    ("check the user and password in the URL"),
+                )
+            elif "ssl" in lowered or "certificate" in lowered:
+                reason, hint = (
+                    "TLS failed (%s)" % text,
+                    ("check sslmode, sslrootcert (the CA file) and the server's certificate"),
+                )
+            elif "database" in lowered and "does not exist" in lowered:
+                reason, hint = text, "name an existing database in the URL's path (postgres)"
+            else:
+                reason, hint = "it does not answer (%s)" % text, "check the host and port"
+            raise ServerError(self.name, source, url, reason, hint) from None
+        except psycopg.Error as exc:
+            raise ServerError(self.name, source, url, str(exc).strip()) from None
+        if not row or not row[0]:
+            raise ServerError(
+                self.name,
+                source,
+                url,
+                "the role %s cannot create databases" % user,
+                "grant it with: ALTER ROLE %s CREATEDB" % _ident(user),
+            )
+
+    # -- databases ---------------------------------------------------------------
+
+    def database_exists(self, name: str) -> bool:
+        rows = self._run(
+            "SELECT 1 FROM pg_database WHERE datname = %s" % _literal(name),
+            request="database_exists %s" % name,
+        )
+        return bool(rows)
+
+    def create_database(self, name: str, template: str | None = None) -> None:
+        self.sweep()
+        sql = "CREATE DATABASE %s%s" % (
+            _ident(name),
+            " TEMPLATE %s" % _ident(template) if template else "",
+        )
+        self._run(sql)
+        try:
+            self._run("COMMENT ON DATABASE %s IS %s" % (_ident(name), _literal(mark())))
+        except BaseException:
+            self.drop_database(name)
+            raise
+
+    def drop_database(self, name: str) -> None:
+        # WITH (FORCE) ends the sessions (the role's own) first.
+        self._run("DROP DATABASE IF EXISTS %s WITH (FORCE)" % _ident(name))
+
+    def run_sql(self, sql: str, database: str) -> None:
+        self._run(sql, database, request="SQL in %s" % database)
+
+    def build_template(self, name: str, fill: typing.Callable[[str], None]) -> None:
+        # Built under a name of its own (another machine may build the same
+        # template at the same moment: the machine-wide lock does not reach
+        # it) and renamed when complete; the loser of the rename drops its
+        # copy.
+        building = "%s_b%s" % (name[:50], uuid.uuid4().hex[:8])
+        self.create_database(building)
+        try:
+            fill(building)
+            self._run(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()" % _literal(building)
+            )
+            self._run("ALTER DATABASE %s RENAME TO %s" % (_ident(building), _ident(name)))
+            # A template outlives its maker, for the next runs: never swept
+            # (``fixtures-daemons leftovers --templates`` lists them).
+            self._run("COMMENT ON DATABASE %s IS %s" % (_ident(name), _literal(TEMPLATE_MARK)))
+        except AdminError:
+            self.drop_database(building)
+            if not self.database_exists(name):
+                raise
+        except BaseException:
+            self.drop_database(building)
+            raise
+
+    # -- what dead creators left -------------------------------------------------
+
+    def marked(self) -> list[tuple[str, str]]:
+        """(name, comment) of every database that carries a mark (a
+        template's included)."""
+        rows = self._run(
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE starts_with(coalesce(shobj_description(oid, 'pg_database'), ''), %s) "
+            "OR shobj_description(oid, 'pg_database') = %s"
+            % (_literal(SERVER_MARK_PREFIX), _literal(TEMPLATE_MARK)),
+            request="list the databases fixtures made",
+        )
+        return [(str(row[0]), str(row[1])) for row in rows]
+
+    def sweep(self) -> list[str]:
+        """Drop, once per process and server, what dead creators left;
+        return their names."""
+        key = (self.endpoint.host, self.endpoint.port, self.endpoint.user)
+        if key in PostgresqlServerAdmin._swept:
+            return []
+        PostgresqlServerAdmin._swept.add(key)
+        return self.leftovers(remove=True)
+
+    def leftovers(self, remove: bool = False, templates: bool = False) -> list[str]:
+        """The databases that dead creators left on the server (see the
+        module docstring), and with ``templates`` the template databases
+        kept for later runs; dropped too with ``remove`` (what cannot be
+        dropped now, in use or dropped by another a moment ago, is left
+        for the next time)."""
+        found = [
+            name
+            for name, comment in self.marked()
+            if left(comment) or (templates and comment == TEMPLATE_MARK)
+        ]
+        if remove:
+            for name in found:
+                try:
+                    self.drop_database(name)
+                except AdminError:
+                    pass
+        return found
+
+
+def _literal(text: str) -> str:
+    return "'%s'" % text.replace("'", "''")

@@ -1,0 +1,278 @@
+"""Servers the library did not start: a PostgreSQL configured as a managed
+one would be (a role that may only create databases, scram-sha-256, TLS
+with a certificate made for the test), reached by URL.
+
+The server is one of our own fixtures, but the fixtures under test reach it
+only through its URL, as any other server: psycopg over TCP and TLS, as a
+role that is not a superuser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+
+import fixtures
+import psycopg
+
+from fixtures_daemons import (
+    MisuseError,
+    PostgresqlFixture,
+    RedisFixture,
+    ServerError,
+)
+from fixtures_daemons.base.certificates import server_certificates
+from fixtures_daemons.daemons import postgresql_server
+from fixtures_daemons.daemons.postgresql_server import (
+    SERVER_MARK_PREFIX,
+    TEMPLATE_MARK,
+    PostgresqlServerAdmin,
+)
+from fixtures_daemons.process.users import default_daemon_user, resolve_user
+from tests import base
+from tests.test_cli import CliTestCase
+
+ROLE = "app"
+PASSWORD = "p@ss/word:1"  # characters a URL must quote
+
+
+class ManagedServer(fixtures.Fixture):
+    """A PostgreSQL with TLS on, and a role with CREATEDB and nothing else."""
+
+    def _setUp(self) -> None:
+        certs = self.useFixture(fixtures.TempDir()).path
+        os.chmod(certs, 0o755)
+        owner = resolve_user(default_daemon_user()) if os.geteuid() == 0 else None
+        self.files = server_certificates().write(certs, owner)
+        self.server = self.useFixture(
+            PostgresqlFixture(
+                mode="spawn",
+                export_env=False,
+                settings={
+                    "ssl": "on",
+                    "ssl_cert_file": self.files.cert,
+                    "ssl_key_file": self.files.key,
+                },
+            )
+        )
+        with self.admin() as conn:
+            conn.execute("CREATE ROLE %s LOGIN CREATEDB PASSWORD '%s'" % (ROLE, PASSWORD))
+            conn.execute("CREATE ROLE plain LOGIN PASSWORD 'plain'")
+
+    def admin(self) -> psycopg.Connection:
+        return psycopg.connect(self.server.url, autocommit=True, connect_timeout=10)
+
+    def url(
+        self,
+        user: str = ROLE,
+        password: str = PASSWORD,
+        sslmode: str = "verify-full",
+        ca: str | None = None,
+        port: int | None = None,
+    ) -> str:
+        query = urllib.parse.urlencode(
+            {"sslmode": sslmode, "sslrootcert": ca or self.files.ca_cert}
+        )
+        return "postgresql://%s:%s@127.0.0.1:%d/postgres?%s" % (
+            urllib.parse.quote(user, safe=""),
+            urllib.parse.quote(password, safe=""),
+            port or self.server.port,
+            query,
+        )
+
+    def databases(self) -> dict[str, str]:
+        """name -> comment of the databases but the three of every server."""
+        with self.admin() as conn:
+            rows = conn.execute(
+                "SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '') "
+                "FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1')"
+            ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+
+class ServerTestCase(base.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        for name in list(os.environ):
+            if name.startswith("FIXTURES_DAEMONS_POSTGRESQL_"):
+                self.useFixture(fixtures.EnvironmentVariable(name))
+        self.managed = self.useFixture(ManagedServer())
+        # Each test sweeps as a new process would.
+        PostgresqlServerAdmin._swept.clear()
+        self.addCleanup(PostgresqlServerAdmin._swept.clear)
+
+
+class TestServer(ServerTestCase):
+    def test_a_database_per_fixture_over_tls_as_a_plain_role(self) -> None:
+        url = self.managed.url()
+        one = PostgresqlFixture(server=url)
+        two = PostgresqlFixture(server=url)
+        with one, two:
+            self.assertTrue(one.attached)
+            self.assertNotEqual(one.database, two.database)
+            self.assertIn("sslmode=verify-full", one.url)
+            self.assertEqual(two.url, os.environ["FIXTURES_DAEMONS_POSTGRESQL_URL"])
+            with psycopg.connect(one.url, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT current_user, current_database(), ssl FROM pg_stat_ssl "
+                    "WHERE pid = pg_backend_pid()"
+                ).fetchone()
+                self.assertEqual((ROLE, one.database, True), row)
+                conn.execute("CREATE TABLE mine (v int)")
+            with psycopg.connect(two.url, autocommit=True) as conn:
+                tables = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'mine'")
+                self.assertEqual((0,), tables.fetchone())
+            made = self.managed.databases()
+            self.assertEqual({one.database, two.database}, set(made))
+            for comment in made.values():
+                self.assertTrue(comment.startswith(SERVER_MARK_PREFIX), comment)
+            one.reset()  # its database again, empty
+            with psycopg.connect(one.url, autocommit=True) as conn:
+                tables = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'mine'")
+                self.assertEqual((0,), tables.fetchone())
+        self.assertEqual({}, self.managed.databases())
+
+    def test_the_variable_and_a_template(self) -> None:
+        sql = os.path.join(self.useFixture(fixtures.TempDir()).path, "schema.sql")
+        with open(sql, "w") as f:
+            f.write("CREATE TABLE items (name text); INSERT INTO items VALUES ('seed');\n")
+        self.useFixture(
+            fixtures.EnvironmentVariable("FIXTURES_DAEMONS_POSTGRESQL_SERVER", self.managed.url())
+        )
+        with PostgresqlFixture(template=sql) as one:
+            self.assertTrue(one.attached)
+            with psycopg.connect(one.url, autocommit=True) as conn:
+                self.assertEqual([("seed",)], conn.execute("SELECT name FROM items").fetchall())
+                conn.execute("DELETE FROM items")
+            with PostgresqlFixture(template=sql) as two, psycopg.connect(two.url) as conn:
+                self.assertEqual([("seed",)], conn.execute("SELECT name FROM items").fetchall())
+        # The template stays for the next runs, marked as one; nothing else.
+        left = self.managed.databases()
+        self.assertEqual([TEMPLATE_MARK], list(left.values()), left)
+
+    def test_leftovers_of_dead_creators_are_removed(self) -> None:
+        url = self.managed.url()
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import os, signal\n"
+                "from fixtures_daemons import PostgresqlFixture\n"
+                "f = PostgresqlFixture(server=%r)\n"
+                "f.setUp()\n"
+                "print(f.database, flush=True)\n"
+                "os.kill(os.getpid(), signal.SIGKILL)\n" % url,
+            ],
+            env=base.python_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        self.assertEqual(-signal.SIGKILL, child.returncode, child.stderr)
+        orphan = child.stdout.strip()
+        self.assertIn(orphan, self.managed.databases())
+        # From other hosts: one old enough to count as left, one recent.
+        now = time.time()
+        as_role = url.replace("/postgres?", "/postgres?application_name=t&")
+        with psycopg.connect(as_role, autocommit=True) as conn:  # the same role
+            for name, age in (("old_elsewhere", 3 * 86400), ("recent_elsewhere", 60)):
+                conn.execute("CREATE DATABASE %s" % name)
+                conn.execute(
+                    "COMMENT ON DATABASE %s IS '%sother-host 1_1 at %d'"
+                    % (name, SERVER_MARK_PREFIX, now - age)
+                )
+            conn.execute("CREATE DATABASE not_ours")  # no mark: never touched
+        with PostgresqlFixture(server=url) as fixture:
+            left = self.managed.databases()
+            self.assertNotIn(orphan, left)
+            self.assertNotIn("old_elsewhere", left)
+            self.assertEqual({fixture.database, "recent_elsewhere", "not_ours"}, set(left))
+        self.useFixture(fixtures.EnvironmentVariable(postgresql_server.MAX_AGE_ENV, "30"))
+        PostgresqlServerAdmin._swept.clear()
+        with PostgresqlFixture(server=url):
+            pass
+        self.assertEqual({"not_ours"}, set(self.managed.databases()))
+
+    def test_bad_servers_are_typed_and_leave_nothing(self) -> None:
+        wrong_ca = os.path.join(self.useFixture(fixtures.TempDir()).path, "ca.pem")
+        from fixtures_daemons.base.certificates import ServerCertificates
+
+        with open(wrong_ca, "wb") as f:
+            f.write(ServerCertificates.create().ca_cert)
+        cases = [
+            (self.managed.url(password="wrong"), "refuses the credentials"),
+            (self.managed.url(user="plain", password="plain"), "ALTER ROLE"),
+            (self.managed.url(ca=wrong_ca), "TLS failed"),
+            (self.managed.url(port=1), "does not answer"),
+            ("redis://127.0.0.1:6379/0", "not a postgresql URL"),
+            ("postgresql://[::1", "not a URL"),
+        ]
+        for url, expected in cases:
+            started = time.monotonic()
+            error = self.assertRaises(ServerError, PostgresqlFixture(server=url, timeout=5).setUp)
+            self.assertLess(time.monotonic() - started, 30)
+            self.assertIn(expected, str(error))
+            self.assertNotIn(":wrong@", str(error))  # the password is not shown
+        self.assertEqual({}, self.managed.databases())
+
+    def test_a_daemon_without_a_server_admin_refuses(self) -> None:
+        error = self.assertRaises(MisuseError, RedisFixture(server="redis://127.0.0.1:1/0").setUp)
+        self.assertIn("cannot use a server it did not start", str(error))
+
+
+class TestServerCli(CliTestCase):
+    def test_run_with_server_starts_nothing_and_workers_attach(self) -> None:
+        managed = self.useFixture(ManagedServer())
+        PostgresqlServerAdmin._swept.clear()
+        path = os.path.join(self.work, "worker.json")
+        worker = (
+            "import json, sys\n"
+            "from fixtures_daemons import PostgresqlFixture\n"
+            "with PostgresqlFixture() as f:\n"
+            "    json.dump({'attached': f.attached, 'url': f.url, 'db': f.database},"
+            " open(sys.argv[1], 'w'))\n"
+        )
+        result = self.cli("run", "postgresql", "--server", managed.url(), "--", sys.executable,
+                          "-c", worker, path)  # fmt: skip
+        self.assertStatus(0, result)
+        with open(path) as f:
+            seen = json.load(f)
+        self.assertTrue(seen["attached"])
+        self.assertIn("@127.0.0.1:%d/%s" % (managed.server.port, seen["db"]), seen["url"])
+        self.assertEqual({}, managed.databases())
+        env = self.runDump("run", "postgresql", "--server", managed.url())
+        self.assertEqual(ROLE, env["FIXTURES_DAEMONS_POSTGRESQL_USER"])
+        self.assertIn("FIXTURES_DAEMONS_POSTGRESQL_STATE", env)
+        self.assertEqual({}, managed.databases())
+
+    def test_leftovers_lists_and_removes(self) -> None:
+        managed = self.useFixture(ManagedServer())
+        url = managed.url()
+        with psycopg.connect(url, autocommit=True) as conn:  # as the role
+            conn.execute("CREATE DATABASE dead_ones")
+            conn.execute(
+                "COMMENT ON DATABASE dead_ones IS '%s%s 1_1 at %d'"
+                % (SERVER_MARK_PREFIX, socket.gethostname(), time.time())
+            )
+            conn.execute("CREATE DATABASE kept_template")
+            conn.execute("COMMENT ON DATABASE kept_template IS '%s'" % TEMPLATE_MARK)
+            conn.execute("CREATE DATABASE not_ours")
+        listed = self.cli("leftovers", "postgresql", url)
+        self.assertStatus(0, listed)
+        self.assertEqual(["dead_ones"], listed.stdout.split())
+        both = self.cli("leftovers", "postgresql", url, "--templates")
+        self.assertEqual(["dead_ones", "kept_template"], sorted(both.stdout.split()))
+        removed = self.cli("leftovers", "postgresql", url, "--remove", "--templates")
+        self.assertStatus(0, removed)
+        self.assertEqual({"not_ours"}, set(managed.databases()))
+        bad = self.cli("leftovers", "postgresql", managed.url(password="nope"))
+        self.assertNotEqual(0, bad.returncode)
+        self.assertIn("refuses the credentials", bad.stderr)
+        self.assertNotIn(":nope@", bad.stderr)

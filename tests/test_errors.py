@@ -68,6 +68,9 @@ SAMPLES: dict[type[errors.DaemonError], typing.Callable[[], errors.DaemonError]]
     ),
     errors.StateError: lambda: errors.StateError("FXD_REDIS_STATE", "not JSON (bad char)"),
     errors.AttachError: lambda: errors.AttachError("redis", "FXD_REDIS_STATE", "pid 42 is gone"),
+    errors.ServerError: lambda: errors.ServerError(
+        "postgresql", "server=", "postgresql://app:***@db/postgres", "TLS failed", "check sslmode"
+    ),
     errors.MisuseError: lambda: errors.MisuseError("redis", "RedisFixture.url", "not set up"),
     errors.NotOwnedError: lambda: errors.NotOwnedError(
         "redis", "RedisFixture.stopped()", "it did not start its daemon"
@@ -105,6 +108,7 @@ EXPECTED = {
     errors.CommandFailed: ["pg:", "initdb -D /tmp/data exited with code 1", "directory exists"],
     errors.StateError: ["FXD_REDIS_STATE does not describe a daemon", "not JSON", "unset it"],
     errors.AttachError: ["redis:", "FXD_REDIS_STATE", "pid 42 is gone", "unset"],
+    errors.ServerError: ["postgresql:", "server=", "app:***@db", "TLS failed", "check sslmode"],
     errors.MisuseError: ["redis:", "RedisFixture.url:", "not set up"],
     errors.NotOwnedError: ["redis:", "RedisFixture.stopped():", "did not start"],
     errors.DefinitionError: ["MyFixture must define probe()", "a Probe"],

@@ -27,13 +27,10 @@ from fixtures_daemons import (
     RedisFixture,
     ServerError,
 )
+from fixtures_daemons.base import makers
 from fixtures_daemons.base.certificates import server_certificates
-from fixtures_daemons.daemons import postgresql_server
-from fixtures_daemons.daemons.postgresql_server import (
-    SERVER_MARK_PREFIX,
-    TEMPLATE_MARK,
-    PostgresqlServerAdmin,
-)
+from fixtures_daemons.base.makers import MARK_PREFIX as SERVER_MARK_PREFIX
+from fixtures_daemons.daemons.postgresql_server import TEMPLATE_MARK, PostgresqlServerAdmin
 from fixtures_daemons.process.users import default_daemon_user, resolve_user
 from tests import base
 from tests.test_cli import CliTestCase
@@ -194,7 +191,7 @@ class TestServer(ServerTestCase):
             self.assertNotIn(orphan, left)
             self.assertNotIn("old_elsewhere", left)
             self.assertEqual({fixture.database, "recent_elsewhere", "not_ours"}, set(left))
-        self.useFixture(fixtures.EnvironmentVariable(postgresql_server.MAX_AGE_ENV, "30"))
+        self.useFixture(fixtures.EnvironmentVariable(makers.MAX_AGE_ENV, "30"))
         PostgresqlServerAdmin._swept.clear()
         with PostgresqlFixture(server=url):
             pass

@@ -9,37 +9,27 @@ from the URL's query) are the client library's. The role needs only
 so it may copy, rename, end the sessions of and drop what it made, and
 nothing else.
 
-Every database made here carries its creator in its comment: the host, the
-process (pid and start time) and when. The first fixture of a process on a
-server drops what dead creators left: on this host, those whose process is
-gone; from other hosts, those older than ``$FIXTURES_DAEMONS_SERVER_MAX_AGE``
-seconds (a day by default). ``fixtures-daemons leftovers`` lists and drops
-them on request. Nothing without the mark is ever touched.
+Every database made here carries its maker's mark in its comment
+(:mod:`fixtures_daemons.base.makers`); the first fixture of a process on a
+server drops what dead makers left. ``fixtures-daemons leftovers`` lists and
+drops them on request. Nothing without the mark is ever touched.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 import typing
 import urllib.parse
 import uuid
 
 from fixtures_daemons.base.databases import SqlAdmin
 from fixtures_daemons.base.endpoint import QUERY, redact
-from fixtures_daemons.base.namespaces import owner_alive, owner_mark
+from fixtures_daemons.base.makers import MARK_PREFIX, left, mark
 from fixtures_daemons.errors import AdminError, ClientLibraryMissing, ServerError
 
-__all__ = ["PostgresqlServerAdmin", "SERVER_MARK_PREFIX", "TEMPLATE_MARK", "MAX_AGE_ENV"]
+__all__ = ["PostgresqlServerAdmin", "TEMPLATE_MARK"]
 
-#: The start of the comment of every database made on a server.
-SERVER_MARK_PREFIX = "fixtures-daemons made by "
 #: The comment of a template database made on a server.
 TEMPLATE_MARK = "fixtures-daemons template"
-#: Seconds after which a marked database from another host counts as left.
-MAX_AGE_ENV = "FIXTURES_DAEMONS_SERVER_MAX_AGE"
-DEFAULT_MAX_AGE = 24 * 3600.0
 
 
 def _psycopg(name: str, request: str) -> typing.Any:
@@ -54,51 +44,6 @@ def _psycopg(name: str, request: str) -> typing.Any:
 
 def _ident(name: str) -> str:
     return '"%s"' % name.replace('"', '""')
-
-
-def max_age() -> float:
-    """``$FIXTURES_DAEMONS_SERVER_MAX_AGE``, in seconds."""
-    text = os.environ.get(MAX_AGE_ENV, "")
-    if not text:
-        return DEFAULT_MAX_AGE
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        from fixtures_daemons.errors import StateError
-
-        raise StateError(MAX_AGE_ENV, "expected a number of seconds, got %r" % text)
-    return value
-
-
-def mark() -> str:
-    """This process's mark: host, pid and start time, and now."""
-    return "%s%s %s at %d" % (SERVER_MARK_PREFIX, socket.gethostname(), owner_mark(), time.time())
-
-
-def parse_mark(comment: str) -> tuple[str, str, float] | None:
-    """(host, owner, made at) of a mark; None for any other comment."""
-    if not comment.startswith(SERVER_MARK_PREFIX):
-        return None
-    words = comment[len(SERVER_MARK_PREFIX) :].split()
-    if len(words) != 4 or words[2] != "at":
-        return None
-    try:
-        return words[0], words[1], float(words[3])
-    except ValueError:
-        return None
-
-
-def left(comment: str, now: float | None = None) -> bool:
-    """Whether a database with this comment was left by a dead creator."""
-    parsed = parse_mark(comment)
-    if parsed is None:
-        return False
-    host, owner, made = parsed
-    if host == socket.gethostname():
-        return not owner_alive(owner)
-    return (time.time() if now is None else now) - made > max_age()
 
 
 class PostgresqlServerAdmin(SqlAdmin):
@@ -255,7 +200,7 @@ class PostgresqlServerAdmin(SqlAdmin):
             "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
             "WHERE starts_with(coalesce(shobj_description(oid, 'pg_database'), ''), %s) "
             "OR shobj_description(oid, 'pg_database') = %s"
-            % (_literal(SERVER_MARK_PREFIX), _literal(TEMPLATE_MARK)),
+            % (_literal(MARK_PREFIX), _literal(TEMPLATE_MARK)),
             request="list the databases fixtures made",
         )
         return [(str(row[0]), str(row[1])) for row in rows]

@@ -20,18 +20,23 @@ import urllib.parse
 
 import fixtures
 import psycopg
+import redis
 
 from fixtures_daemons import (
     MisuseError,
+    PortFixture,
     PostgresqlFixture,
     RedisFixture,
     ServerError,
+    XvfbFixture,
 )
 from fixtures_daemons.base import makers
 from fixtures_daemons.base.certificates import server_certificates
 from fixtures_daemons.base.makers import MARK_PREFIX as SERVER_MARK_PREFIX
 from fixtures_daemons.daemons.postgresql_server import TEMPLATE_MARK, PostgresqlServerAdmin
+from fixtures_daemons.daemons.redis_server import RedisServerAdmin
 from fixtures_daemons.process.users import default_daemon_user, resolve_user
+from fixtures_daemons.process.watchdog import Watchdog
 from tests import base
 from tests.test_cli import CliTestCase
 
@@ -220,11 +225,19 @@ class TestServer(ServerTestCase):
         self.assertEqual({}, self.managed.databases())
 
     def test_a_daemon_without_a_server_admin_refuses(self) -> None:
-        error = self.assertRaises(MisuseError, RedisFixture(server="redis://127.0.0.1:1/0").setUp)
+        error = self.assertRaises(MisuseError, XvfbFixture(server="x11://127.0.0.1:1").setUp)
         self.assertIn("cannot use a server it did not start", str(error))
 
 
-class TestServerCli(CliTestCase):
+class ServerCliTestCase(CliTestCase):
+    def setUp(self) -> None:
+        # The managed server is this process's fixture: its watchdog starts
+        # before the CLI test marks what it starts.
+        Watchdog.get()
+        super().setUp()
+
+
+class TestServerCli(ServerCliTestCase):
     def test_run_with_server_starts_nothing_and_workers_attach(self) -> None:
         managed = self.useFixture(ManagedServer())
         PostgresqlServerAdmin._swept.clear()
@@ -273,3 +286,151 @@ class TestServerCli(CliTestCase):
         self.assertNotEqual(0, bad.returncode)
         self.assertIn("refuses the credentials", bad.stderr)
         self.assertNotIn(":nope@", bad.stderr)
+
+
+class ManagedRedis(fixtures.Fixture):
+    """A Redis with TLS on its own port, a password, and an ACL user that
+    may touch only the keys fixtures use."""
+
+    def _setUp(self) -> None:
+        certs = self.useFixture(fixtures.TempDir()).path
+        os.chmod(certs, 0o755)
+        owner = resolve_user(default_daemon_user()) if os.geteuid() == 0 else None
+        self.files = server_certificates().write(certs, owner)
+        self.tls_port = self.useFixture(PortFixture()).port
+        self.server = self.useFixture(
+            RedisFixture(
+                mode="spawn",
+                export_env=False,
+                settings={
+                    "tls-port": str(self.tls_port),
+                    "tls-cert-file": self.files.cert,
+                    "tls-key-file": self.files.key,
+                    "tls-ca-cert-file": self.files.ca_cert,
+                    "tls-auth-clients": "no",
+                },
+            )
+        )
+        self.admin = redis.Redis.from_url(self.server.url)
+        self.addCleanup(self.admin.close)
+        self.admin.execute_command(
+            "ACL", "SETUSER", ROLE, "on", ">" + PASSWORD, "~fxd-*", "~fixtures-daemons:*",
+            "+@read", "+@write", "+@keyspace", "+@connection",
+        )  # fmt: skip
+        self.admin.execute_command("ACL", "SETUSER", "reader", "on", ">r", "~*", "+@read", "+ping")
+        self.admin.set("someone-elses", "keep")
+
+    def url(self, user: str = ROLE, password: str = PASSWORD, ca: str | None = "") -> str:
+        query = "" if ca is None else "?ssl_ca_certs=" + (ca or self.files.ca_cert)
+        return "rediss://%s:%s@127.0.0.1:%d/0%s" % (
+            urllib.parse.quote(user, safe=""),
+            urllib.parse.quote(password, safe=""),
+            self.tls_port,
+            query,
+        )
+
+    def keys(self) -> set[str]:
+        return {key.decode() for key in self.admin.keys("*")}
+
+
+class TestRedisServer(base.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        for name in list(os.environ):
+            if name.startswith("FIXTURES_DAEMONS_REDIS_"):
+                self.useFixture(fixtures.EnvironmentVariable(name))
+        self.managed = self.useFixture(ManagedRedis())
+        RedisServerAdmin._swept.clear()
+        self.addCleanup(RedisServerAdmin._swept.clear)
+
+    def test_a_key_prefix_per_fixture_over_tls_as_an_acl_user(self) -> None:
+        url = self.managed.url()
+        with RedisFixture(server=url) as one, RedisFixture(server=url) as two:
+            self.assertTrue(one.attached)
+            self.assertTrue(one.url.startswith("rediss://"))
+            prefixes = [one.endpoint.key_prefix, two.endpoint.key_prefix]
+            self.assertNotEqual(prefixes[0], prefixes[1])
+            for fixture in (one, two):
+                client = redis.Redis.from_url(fixture.url)
+                client.set(fixture.endpoint.key_prefix + "k", fixture.endpoint.key_prefix)
+                client.close()
+            one.reset()
+            self.assertNotIn(prefixes[0] + "k", self.managed.keys())
+            self.assertIn(prefixes[1] + "k", self.managed.keys())
+        self.assertEqual({"someone-elses"}, self.managed.keys())
+
+    def test_leftovers_of_a_killed_runner_are_removed(self) -> None:
+        url = self.managed.url()
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import os, signal, redis\n"
+                "from fixtures_daemons import RedisFixture\n"
+                "f = RedisFixture(server=%r)\n"
+                "f.setUp()\n"
+                "redis.Redis.from_url(f.url).set(f.endpoint.key_prefix + 'k', 'v')\n"
+                "print(f.endpoint.key_prefix, flush=True)\n"
+                "os.kill(os.getpid(), signal.SIGKILL)\n" % url,
+            ],
+            env=base.python_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        self.assertEqual(-signal.SIGKILL, child.returncode, child.stderr)
+        prefix = child.stdout.strip()
+        self.assertIn(prefix + "k", self.managed.keys())
+        with RedisFixture(server=url) as fixture:
+            keys = self.managed.keys()
+            self.assertNotIn(prefix + "k", keys)
+            self.assertEqual(
+                {"someone-elses", "fixtures-daemons:prefix:" + fixture.endpoint.key_prefix}, keys
+            )
+        self.assertEqual({"someone-elses"}, self.managed.keys())
+
+    def test_bad_servers_are_typed(self) -> None:
+        cases = [
+            (self.managed.url(password="nope"), "refuses the credentials"),
+            (self.managed.url(ca=None), "TLS failed"),
+            (self.managed.url(user="reader", password="r"), "lacks a right"),
+            ("redis://127.0.0.1:1/0", "does not answer"),
+            ("http://127.0.0.1/", "not a redis URL"),
+        ]
+        for url, expected in cases:
+            error = self.assertRaises(ServerError, RedisFixture(server=url, timeout=5).setUp)
+            self.assertIn(expected, str(error))
+            self.assertNotIn(":nope@", str(error))
+        self.assertEqual({"someone-elses"}, self.managed.keys())
+
+
+class TestRedisServerCli(ServerCliTestCase):
+    def test_run_with_server_and_leftovers(self) -> None:
+        managed = self.useFixture(ManagedRedis())
+        RedisServerAdmin._swept.clear()
+        url = managed.url()
+        path = os.path.join(self.work, "worker.json")
+        worker = (
+            "import json, sys\n"
+            "from fixtures_daemons import RedisFixture\n"
+            "with RedisFixture() as f:\n"
+            "    json.dump({'attached': f.attached, 'prefix': f.endpoint.key_prefix},"
+            " open(sys.argv[1], 'w'))\n"
+        )
+        result = self.cli("run", "redis", "--server", url, "--", sys.executable, "-c", worker, path)
+        self.assertStatus(0, result)
+        with open(path) as f:
+            seen = json.load(f)
+        self.assertTrue(seen["attached"])
+        self.assertTrue(seen["prefix"].startswith("fxd-"))
+        self.assertEqual({"someone-elses"}, managed.keys())
+        # A prefix whose maker is dead (pid 1 never has start time "1").
+        managed.admin.set("fixtures-daemons:prefix:fxd-dead:", "%s%s 1_1 at %d" % (
+            SERVER_MARK_PREFIX, socket.gethostname(), time.time()))  # fmt: skip
+        managed.admin.set("fxd-dead:k", "v")
+        listed = self.cli("leftovers", "redis", url)
+        self.assertStatus(0, listed)
+        self.assertEqual(["fxd-dead:"], listed.stdout.split())
+        self.assertStatus(0, self.cli("leftovers", "redis", url, "--remove"))
+        self.assertEqual({"someone-elses"}, managed.keys())

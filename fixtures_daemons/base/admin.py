@@ -71,6 +71,14 @@ class Admin:
                 "it does not answer within %.1f s" % self.timeout,
             )
 
+    def mark_prefix(self, prefix: str, number: int = 0) -> None:
+        """Record that this process owns the key prefix ``prefix`` (where
+        the daemon keeps such records: a server the library did not start);
+        nothing by default."""
+
+    def unmark_prefix(self, prefix: str, number: int = 0) -> None:
+        """Forget :meth:`mark_prefix`'s record; nothing by default."""
+
     def leftovers(self, remove: bool = False, templates: bool = False) -> list[str]:
         """On a server the library did not start: the namespaces fixtures
         left there (their creators are dead), and with ``templates`` the

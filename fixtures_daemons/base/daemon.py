@@ -307,6 +307,13 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
             raise DefinitionError(type(self).__name__, "namespace", "a namespace class")
         return self.namespace(self)
 
+    def server_namespace(self) -> _namespaces.Namespace:
+        """What a fixture owns on a server the library did not start, which
+        other people may use: :meth:`attached_namespace` by default; a
+        daemon whose attached namespace would touch more than its own (a
+        whole Redis database number) gives something narrower."""
+        return self.attached_namespace()
+
     def template_database(self) -> str | None:
         """The template a new :class:`~fixtures_daemons.base.namespaces.Database`
         is copied from (None: an empty one)."""
@@ -578,6 +585,8 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         self.temp_dir = self.temp_dir or self._server.directory
         if isinstance(origin, Spawned):
             self._namespace = self.owned_namespace()
+        elif self.namespace is not None and self._server.extra.get(SERVER_MARK):
+            self._namespace = self.server_namespace()
         elif self.namespace is not None:
             self._namespace = self.attached_namespace()
         else:

@@ -500,16 +500,26 @@ class KeyPrefix(Namespace):
     separator = ":"
 
     def enter(self, endpoint: Endpoint) -> Endpoint:
+        if endpoint.database.isdigit():  # a server's own database number
+            self.number = int(endpoint.database)
         self.prefix = random_name("fxd-") + self.separator
+        # Marked as ours where the admin keeps marks (a server the library
+        # did not start), so that a killed runner's keys are found.
+        self.fixture.admin.mark_prefix(self.prefix, self.number)
         self.fixture.addCleanup(self._delete)
         return endpoint.replace(key_prefix=self.prefix)
 
     def _delete(self) -> None:
-        self.fixture.admin.delete_prefixed(self.prefix, self.number)
+        admin = self.fixture.admin
+        admin.delete_prefixed(self.prefix, self.number)
+        admin.unmark_prefix(self.prefix, self.number)
 
     def reset(self) -> None:
-        if not self.fixture.admin.delete_prefixed(self.prefix, self.number):
+        admin = self.fixture.admin
+        if not admin.delete_prefixed(self.prefix, self.number):
+            admin.unmark_prefix(self.prefix, self.number)
             self.prefix = random_name("fxd-") + self.separator
+            admin.mark_prefix(self.prefix, self.number)
             self.fixture.narrow(key_prefix=self.prefix)
 
 

@@ -241,7 +241,7 @@ def server_endpoint(fixture: DaemonFixture, url: str, source: str) -> Endpoint:
     if parts.query:
         extra[QUERY] = parts.query
     return Endpoint(
-        scheme=fixture.scheme,
+        scheme=parts.scheme,  # rediss: TLS
         host=parts.hostname,
         ports={"main": port} if port else {},
         user=urllib.parse.unquote(parts.username or ""),

@@ -15,9 +15,10 @@ from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.binaries import Executable
 from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
-from fixtures_daemons.base.namespaces import DatabaseNumber, Namespace
+from fixtures_daemons.base.namespaces import DatabaseNumber, KeyPrefix, Namespace
 from fixtures_daemons.base.resources import DaemonResource
 from fixtures_daemons.daemons import _resp
+from fixtures_daemons.daemons.redis_server import RedisServerAdmin
 from fixtures_daemons.errors import AdminError, AttachError
 from fixtures_daemons.process import _reaper
 from fixtures_daemons.process.fixture import ProcessFixture
@@ -226,8 +227,10 @@ class RedisFixture(DaemonFixture):
     stop_signal = signal.SIGKILL
     restart_signal = signal.SIGTERM  # shuts down with a SAVE (a save point is set)
     scheme = "redis"
+    server_schemes = ("rediss",)
     namespace = DatabaseNumber
     admin_class = RedisAdmin
+    server_admin_class = RedisServerAdmin
     #: The scheme of the URL pifpaf's driver exports.
     pifpaf_scheme: typing.ClassVar[str] = "redis"
 
@@ -306,6 +309,11 @@ class RedisFixture(DaemonFixture):
                 "`fixtures-daemons run %s --sentinel`, or use mode='spawn')" % self.daemon_name,
             )
         return super().attached_namespace()
+
+    def server_namespace(self) -> Namespace:
+        # Other people may use the server's database numbers: a key prefix
+        # in the URL's database, never a whole database claimed or flushed.
+        return KeyPrefix(self)
 
     def server_settings(self) -> dict[str, str]:
         settings = {

@@ -349,7 +349,7 @@ class AttachError(DaemonError):
 
 
 class ServerError(DaemonError):
-    """A server the library did not start (``server=``, ``$<PREFIX>_<DAEMON>_SERVER``,
+    """A server the library did not start (``server=``, ``$<PREFIX>_<DAEMON>_SERVER_URL``,
     ``fixtures-daemons run --server``) cannot be used: a URL that is not
     one, a server that does not answer, credentials it refuses, a TLS
     failure, a right the role lacks.

@@ -16,14 +16,17 @@ import socket
 import subprocess
 import sys
 import time
+import typing
 import urllib.parse
 
 import fixtures
 import psycopg
+import pymysql  # type: ignore[import-untyped]
 import redis
 
 from fixtures_daemons import (
     MisuseError,
+    MysqlFixture,
     PortFixture,
     PostgresqlFixture,
     RedisFixture,
@@ -31,8 +34,9 @@ from fixtures_daemons import (
     XvfbFixture,
 )
 from fixtures_daemons.base import makers
-from fixtures_daemons.base.certificates import server_certificates
+from fixtures_daemons.base.certificates import ServerCertificates, server_certificates
 from fixtures_daemons.base.makers import MARK_PREFIX as SERVER_MARK_PREFIX
+from fixtures_daemons.daemons.mysql_server import MysqlServerAdmin
 from fixtures_daemons.daemons.postgresql_server import TEMPLATE_MARK, PostgresqlServerAdmin
 from fixtures_daemons.daemons.redis_server import RedisServerAdmin
 from fixtures_daemons.process.users import default_daemon_user, resolve_user
@@ -144,9 +148,8 @@ class TestServer(ServerTestCase):
         sql = os.path.join(self.useFixture(fixtures.TempDir()).path, "schema.sql")
         with open(sql, "w") as f:
             f.write("CREATE TABLE items (name text); INSERT INTO items VALUES ('seed');\n")
-        self.useFixture(
-            fixtures.EnvironmentVariable("FIXTURES_DAEMONS_POSTGRESQL_SERVER", self.managed.url())
-        )
+        variable = "FIXTURES_DAEMONS_POSTGRESQL_SERVER_URL"
+        self.useFixture(fixtures.EnvironmentVariable(variable, self.managed.url()))
         with PostgresqlFixture(template=sql) as one:
             self.assertTrue(one.attached)
             with psycopg.connect(one.url, autocommit=True) as conn:
@@ -204,8 +207,6 @@ class TestServer(ServerTestCase):
 
     def test_bad_servers_are_typed_and_leave_nothing(self) -> None:
         wrong_ca = os.path.join(self.useFixture(fixtures.TempDir()).path, "ca.pem")
-        from fixtures_daemons.base.certificates import ServerCertificates
-
         with open(wrong_ca, "wb") as f:
             f.write(ServerCertificates.create().ca_cert)
         cases = [
@@ -434,3 +435,135 @@ class TestRedisServerCli(ServerCliTestCase):
         self.assertEqual(["fxd-dead:"], listed.stdout.split())
         self.assertStatus(0, self.cli("leftovers", "redis", url, "--remove"))
         self.assertEqual({"someone-elses"}, managed.keys())
+
+
+class ManagedMysql(fixtures.Fixture):
+    """A MariaDB/MySQL with TLS, and a user that must use it and may touch
+    only the databases fixtures make."""
+
+    def _setUp(self) -> None:
+        certs = self.useFixture(fixtures.TempDir()).path
+        os.chmod(certs, 0o755)
+        owner = resolve_user(default_daemon_user()) if os.geteuid() == 0 else None
+        self.files = server_certificates().write(certs, owner)
+        self.server = self.useFixture(
+            MysqlFixture(
+                mode="spawn",
+                export_env=False,
+                settings={
+                    "ssl-ca": self.files.ca_cert,
+                    "ssl-cert": self.files.cert,
+                    "ssl-key": self.files.key,
+                },
+            )
+        )
+        for sql in (
+            "CREATE USER '%s'@'%%' IDENTIFIED BY '%s' REQUIRE SSL" % (ROLE, PASSWORD),
+            "GRANT ALL PRIVILEGES ON `test\\_%%`.* TO '%s'@'%%'" % ROLE,
+            "GRANT ALL PRIVILEGES ON `fxd\\_template\\_%%`.* TO '%s'@'%%'" % ROLE,
+            "CREATE USER 'plain'@'%' IDENTIFIED BY 'plain'",
+            "CREATE DATABASE not_ours",
+        ):
+            self.run(sql)
+
+    def run(self, sql: str) -> list[tuple[typing.Any, ...]]:
+        parts = urllib.parse.urlsplit(self.server.url)
+        conn = pymysql.connect(
+            host="127.0.0.1",
+            port=self.server.port,
+            user=parts.username,
+            password=urllib.parse.unquote(parts.password or ""),
+            autocommit=True,
+        )
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql)
+                return list(cursor.fetchall())
+        finally:
+            conn.close()
+
+    def url(self, user: str = ROLE, password: str = PASSWORD, ca: str | None = "") -> str:
+        query = "" if ca is None else "?ssl_verify_cert=true&ssl_ca=" + (ca or self.files.ca_cert)
+        return "mysql://%s:%s@127.0.0.1:%d/%s" % (
+            urllib.parse.quote(user, safe=""),
+            urllib.parse.quote(password, safe=""),
+            self.server.port,
+            query,
+        )
+
+    def databases(self) -> set[str]:
+        builtin = {"information_schema", "mysql", "performance_schema", "sys", "test"}
+        return {row[0] for row in self.run("SHOW DATABASES")} - builtin
+
+
+class TestMysqlServer(base.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        for name in list(os.environ):
+            if name.startswith("FIXTURES_DAEMONS_MYSQL_"):
+                self.useFixture(fixtures.EnvironmentVariable(name))
+        self.managed = self.useFixture(ManagedMysql())
+        MysqlServerAdmin._swept.clear()
+        self.addCleanup(MysqlServerAdmin._swept.clear)
+
+    def test_a_database_per_fixture_from_a_template_over_tls(self) -> None:
+        sql = os.path.join(self.useFixture(fixtures.TempDir()).path, "schema.sql")
+        with open(sql, "w") as f:
+            f.write("CREATE TABLE items (name text); INSERT INTO items VALUES ('seed');\n")
+        url = self.managed.url()
+        with MysqlFixture(server=url, template=sql) as one:
+            with MysqlFixture(server=url, template=sql) as two:
+                self.assertTrue(one.attached)
+                self.assertNotEqual(one.database, two.database)
+                self.assertTrue(one.database.startswith(makers.NAME_PREFIX), one.database)
+                rows = self.managed.run("SELECT name FROM `%s`.items" % one.database)
+                self.assertEqual([("seed",)], rows)
+                self.managed.run("DELETE FROM `%s`.items" % one.database)
+                self.assertEqual(
+                    [("seed",)], self.managed.run("SELECT name FROM `%s`.items" % two.database)
+                )
+        # What stays: the template, for the next runs, and what is not ours.
+        left = self.managed.databases()
+        self.assertEqual({"not_ours"}, {n for n in left if not n.startswith("fxd_template_")})
+
+    def test_leftovers_of_a_killed_runner_are_removed(self) -> None:
+        url = self.managed.url()
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import os, signal\n"
+                "from fixtures_daemons import MysqlFixture\n"
+                "f = MysqlFixture(server=%r)\n"
+                "f.setUp()\n"
+                "print(f.database, flush=True)\n"
+                "os.kill(os.getpid(), signal.SIGKILL)\n" % url,
+            ],
+            env=base.python_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        self.assertEqual(-signal.SIGKILL, child.returncode, child.stderr)
+        orphan = child.stdout.strip()
+        self.assertIn(orphan, self.managed.databases())
+        with MysqlFixture(server=url) as fixture:
+            self.assertEqual({fixture.database, "not_ours"}, self.managed.databases())
+        self.assertEqual({"not_ours"}, self.managed.databases())
+
+    def test_bad_servers_are_typed(self) -> None:
+        wrong_ca = os.path.join(self.useFixture(fixtures.TempDir()).path, "ca.pem")
+        with open(wrong_ca, "wb") as f:
+            f.write(ServerCertificates.create().ca_cert)
+        cases = [
+            (self.managed.url(password="nope"), "refuses the credentials"),
+            (self.managed.url(ca=wrong_ca), "TLS failed"),
+            (self.managed.url(user="plain", password="plain", ca=None), "GRANT ALL"),
+            ("mysql://app:x@127.0.0.1:1/", "does not answer"),
+        ]
+        for url, expected in cases:
+            error = self.assertRaises(ServerError, MysqlFixture(server=url, timeout=5).setUp)
+            self.assertIn(expected, str(error))
+            self.assertNotIn(":nope@", str(error))
+        self.assertEqual({"not_ours"}, self.managed.databases())

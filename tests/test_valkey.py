@@ -12,7 +12,13 @@ import typing
 
 import fixtures
 
-from fixtures_daemons import DaemonFixture, Endpoint, ExecutableNotFound, RedisFixture
+from fixtures_daemons import (
+    DaemonFixture,
+    Endpoint,
+    ExecutableNotFound,
+    RedisFixture,
+    ServerError,
+)
 from fixtures_daemons.base.binaries import find_executable
 from fixtures_daemons.daemons.valkey import ValkeyFixture, ValkeyResource
 from fixtures_daemons.integrations import registry
@@ -106,10 +112,11 @@ class TestValkeyName(daemon_base.DaemonTestCase):
         self.assertEqual("FIXTURES_DAEMONS_VALKEY_STATE", ValkeyFixture().state_variable())
         self.assertEqual(("valkey-server",), ValkeyFixture.executable.names)
 
-    def test_no_server_parameter(self) -> None:
-        # Valkey was RedisFixture(server="valkey"); it is ValkeyFixture now.
-        error = self.assertRaises(TypeError, RedisFixture, server="valkey")
-        self.assertIn("server", str(error))
+    def test_server_is_a_url_now(self) -> None:
+        # Valkey was RedisFixture(server="valkey"); it is ValkeyFixture now,
+        # and server= names a server the library did not start, by URL.
+        error = self.assertRaises(ServerError, RedisFixture(server="valkey").setUp)
+        self.assertIn("not a redis URL", str(error))
 
     def test_missing_program_names_valkey(self) -> None:
         self.useFixture(fixtures.EnvironmentVariable(ValkeyFixture.executable.env_var))

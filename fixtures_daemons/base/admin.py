@@ -19,6 +19,7 @@ extra. See doc/source/design.rst.
 from __future__ import annotations
 
 import typing
+import uuid
 
 from fixtures_daemons.base.endpoint import Endpoint, redact
 from fixtures_daemons.errors import MisuseError, ServerError
@@ -70,6 +71,11 @@ class Admin:
                 redact(self.endpoint.url),
                 "it does not answer within %.1f s" % self.timeout,
             )
+
+    def new_database_name(self) -> str:
+        """The name of a new database (``test_<random>``); a server admin
+        whose server keeps no comment puts its maker in the name."""
+        return "test_" + uuid.uuid4().hex[:12]
 
     def mark_prefix(self, prefix: str, number: int = 0) -> None:
         """Record that this process owns the key prefix ``prefix`` (where

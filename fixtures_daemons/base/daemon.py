@@ -85,7 +85,7 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         service container, a managed or shared test server): start
         nothing, and give the fixture a namespace of its own there, made
         on setUp and removed on cleanUp, as an attached fixture gets (see
-        :doc:`/user/servers`). ``$<PREFIX>_<DAEMON>_SERVER`` does the same
+        :doc:`/user/servers`). ``$<PREFIX>_<DAEMON>_SERVER_URL`` does the same
         for every fixture of the daemon. Only daemons with a server admin
         (``server_admin_class``) take one.
     :param share: export ``$<PREFIX>_<DAEMON>_STATE`` too, so that fixtures
@@ -549,7 +549,7 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
     def server_variable(self, prefix: str | None = None) -> str:
         """The variable that names a server for every fixture of the daemon."""
         prefix = self.env_prefix if prefix is None else prefix
-        return "%s_%s_SERVER" % (prefix, self.daemon_name.upper())
+        return "%s_%s_SERVER_URL" % (prefix, self.daemon_name.upper())
 
     def _choose_origin(self) -> Origin:
         if self.reuse:

@@ -11,14 +11,26 @@ without a mark is ever touched.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
+import uuid
 
 from fixtures_daemons.base.namespaces import owner_alive, owner_mark
 from fixtures_daemons.errors import StateError
 
-__all__ = ["MARK_PREFIX", "MAX_AGE_ENV", "left", "mark", "max_age", "parse_mark"]
+__all__ = [
+    "MARK_PREFIX",
+    "MAX_AGE_ENV",
+    "NAME_PREFIX",
+    "left",
+    "left_name",
+    "mark",
+    "marked_name",
+    "max_age",
+    "parse_mark",
+]
 
 #: The start of every mark.
 MARK_PREFIX = "fixtures-daemons made by "
@@ -69,4 +81,55 @@ def left(text: str, now: float | None = None) -> bool:
     host, owner, made = parsed
     if host == socket.gethostname():
         return not owner_alive(owner)
+    return (time.time() if now is None else now) - made > max_age()
+
+
+#: The start of a name that carries its maker (where a server keeps no
+#: comment: a MySQL database).
+NAME_PREFIX = "test_fxd_"
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, digit = divmod(number, 36)
+        text = digits[digit] + text
+        if not number:
+            return text
+
+
+def marked_name() -> str:
+    """A new name that carries this process's mark (at most 50 characters):
+    ``test_fxd_<host>_<pid>_<start>_<when>_<random>``."""
+    pid, _, start = owner_mark().partition("_")
+    return "%s%s_%s_%s_%s_%s" % (
+        NAME_PREFIX,
+        _host_tag(),
+        pid,
+        start,
+        _base36(int(time.time())),
+        uuid.uuid4().hex[:4],
+    )
+
+
+def left_name(name: str, now: float | None = None) -> bool:
+    """Whether the maker a :func:`marked_name` names is dead; False for
+    any other name."""
+    if not name.startswith(NAME_PREFIX):
+        return False
+    parts = name[len(NAME_PREFIX) :].split("_")
+    if len(parts) != 5:
+        return False
+    host, pid, start, when, _ = parts
+    try:
+        made = int(when, 36)
+    except ValueError:
+        return False
+    if host == _host_tag():
+        return not owner_alive("%s_%s" % (pid, start))
     return (time.time() if now is None else now) - made > max_age()

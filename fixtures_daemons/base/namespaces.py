@@ -444,12 +444,16 @@ class Database(Namespace):
     ) -> None:
         super().__init__(fixture)
         self.name = name or random_name("test_")
+        #: The name is ours to choose (the admin may choose it: see enter()).
+        self.chosen = name is None
         self.exists = exists
         self.daemon_is_ours = daemon_is_ours
         self.template: str | None = None
 
     def enter(self, endpoint: Endpoint) -> Endpoint:
         admin = self.fixture.admin
+        if self.chosen and not self.daemon_is_ours:
+            self.name = admin.new_database_name()
         self.template = self.fixture.template_database()
         if self.exists and self.template is None:
             return endpoint.replace(database=self.name)

@@ -567,3 +567,62 @@ class TestMysqlServer(base.TestCase):
             self.assertIn(expected, str(error))
             self.assertNotIn(":nope@", str(error))
         self.assertEqual({"not_ours"}, self.managed.databases())
+
+
+#: A suite whose every test takes a database and a key prefix on the
+#: servers the variables name.
+PARALLEL_SUITE = """
+import psycopg, redis, testtools
+from fixtures_daemons import PostgresqlFixture, RedisFixture
+
+
+class TestParallel(testtools.TestCase):
+    def check(self, n):
+        pg = self.useFixture(PostgresqlFixture())
+        rd = self.useFixture(RedisFixture())
+        with psycopg.connect(pg.url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE mine (n int)")
+            conn.execute("INSERT INTO mine VALUES (%%s)", (n,))
+            self.assertEqual([(n,)], conn.execute("SELECT n FROM mine").fetchall())
+        client = redis.Redis.from_url(rd.url)
+        client.set(rd.endpoint.key_prefix + "n", n)
+        self.assertEqual(1, len(client.keys(rd.endpoint.key_prefix + "*")))
+        client.close()
+
+%(tests)s
+"""
+
+
+class TestParallelOnServers(base.TestCase):
+    def test_stestr_with_four_workers_leaves_nothing(self) -> None:
+        postgresql = self.useFixture(ManagedServer())
+        valkey = self.useFixture(ManagedRedis())
+        work = self.useFixture(fixtures.TempDir()).path
+        tests = "\n".join(
+            "    def test_%d(self):\n        self.check(%d)\n" % (n, n) for n in range(40)
+        )
+        os.mkdir(os.path.join(work, "suite"))
+        with open(os.path.join(work, "suite", "__init__.py"), "w"):
+            pass
+        with open(os.path.join(work, "suite", "test_parallel.py"), "w") as f:
+            f.write(PARALLEL_SUITE % {"tests": tests})
+        with open(os.path.join(work, ".stestr.conf"), "w") as f:
+            f.write("[DEFAULT]\ntest_path=./suite\ntop_dir=./\n")
+        env = base.python_env(
+            FIXTURES_DAEMONS_POSTGRESQL_SERVER_URL=postgresql.url(),
+            FIXTURES_DAEMONS_REDIS_SERVER_URL=valkey.url(),
+        )
+        env["PYTHONPATH"] = work + os.pathsep + env["PYTHONPATH"]
+        result = subprocess.run(
+            [sys.executable, "-m", "stestr", "run", "--concurrency", "4"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        self.assertEqual(0, result.returncode, result.stdout[-3000:] + result.stderr[-3000:])
+        self.assertIn("Passed: 40", result.stdout)
+        self.assertEqual({}, postgresql.databases())
+        self.assertEqual({"someone-elses"}, valkey.keys())

@@ -25,6 +25,7 @@ from __future__ import annotations
 import typing
 import urllib.parse
 
+from fixtures_daemons.base.channels import Channels
 from fixtures_daemons.base.endpoint import QUERY, redact
 from fixtures_daemons.base.makers import NAME_PREFIX, left_name, marked_name
 from fixtures_daemons.daemons.mysql_admin import MysqlAdmin
@@ -42,6 +43,12 @@ def _pymysql(name: str, request: str) -> typing.Any:
     except ImportError:
         raise ClientLibraryMissing(name, request, "pymysql", "fixtures-daemons[mysql]") from None
     return pymysql
+
+
+#: The long-lived connections of this process (see base/channels.py).
+_channels = Channels(close=lambda conn: conn.close(), usable=lambda conn: bool(conn.open))
+#: The servers (URLs) this process has checked.
+_checked: set[str] = set()
 
 
 class MysqlServerAdmin(MysqlAdmin):
@@ -76,24 +83,40 @@ class MysqlServerAdmin(MysqlAdmin):
 
     def query(self, sql: str, database: str = "") -> list[list[str]]:
         """Run SQL (one or more statements); the rows of every result, as
-        text, as the command-line client gives them."""
+        text, as the command-line client gives them. In ``database`` on a
+        connection of its own (it may be dropped next), else on the
+        long-lived one."""
         pymysql = _pymysql(self.name, sql)
-        rows: list[list[str]] = []
+
+        def execute(conn: typing.Any) -> list[list[str]]:
+            rows: list[list[str]] = []
+            with conn.cursor() as cursor:
+                cursor.execute(sql)
+                while True:
+                    for row in cursor.fetchall() or ():
+                        rows.append(["NULL" if v is None else str(v) for v in row])
+                    if not cursor.nextset():
+                        break
+            return rows
+
         try:
-            conn = self._connect(database)
-            try:
-                with conn.cursor() as cursor:
-                    cursor.execute(sql)
-                    while True:
-                        for row in cursor.fetchall() or ():
-                            rows.append(["NULL" if v is None else str(v) for v in row])
-                        if not cursor.nextset():
-                            break
-            finally:
-                conn.close()
+            if database:
+                conn = self._connect(database)
+                try:
+                    return execute(conn)
+                finally:
+                    conn.close()
+            endpoint = self.endpoint
+            key = (
+                endpoint.host,
+                endpoint.port,
+                endpoint.user,
+                endpoint.password,
+                tuple(sorted(endpoint.extra.items())),
+            )
+            return _channels.use(key, self._connect, execute, self.timeout, self.name, sql)
         except pymysql.MySQLError as exc:
             raise AdminError(self.name, sql, self._reason(exc)) from None
-        return rows
 
     def _reason(self, exc: Exception) -> str:
         code = exc.args[0] if exc.args else 0
@@ -111,6 +134,8 @@ class MysqlServerAdmin(MysqlAdmin):
         return bool(rows)
 
     def check_server(self, source: str) -> None:
+        if self.endpoint.url in _checked:  # once per process
+            return
         url = redact(self.endpoint.url)
         pymysql = _pymysql(self.name, "connect to %s" % url)
         try:
@@ -147,6 +172,7 @@ class MysqlServerAdmin(MysqlAdmin):
                 "grant it with: GRANT ALL PRIVILEGES ON `test\\_%%`.* TO '%s'@'%%'"
                 % self.endpoint.user,
             )
+        _checked.add(self.endpoint.url)
 
     # -- databases that carry their maker ----------------------------------------
 

@@ -21,6 +21,7 @@ import typing
 import urllib.parse
 import uuid
 
+from fixtures_daemons.base.channels import Channels
 from fixtures_daemons.base.databases import SqlAdmin
 from fixtures_daemons.base.endpoint import QUERY, redact
 from fixtures_daemons.base.makers import MARK_PREFIX, left, mark
@@ -46,10 +47,18 @@ def _ident(name: str) -> str:
     return '"%s"' % name.replace('"', '""')
 
 
+#: The long-lived connections to the URLs' databases (see base/channels.py).
+_channels = Channels(
+    close=lambda conn: conn.close(), usable=lambda conn: not (conn.closed or conn.broken)
+)
+#: The servers (connection parameters) this process has checked.
+_checked: set[tuple[tuple[str, str], ...]] = set()
+
+
 class PostgresqlServerAdmin(SqlAdmin):
     """Databases on a PostgreSQL server the library did not start, through
-    psycopg, as the URL's user, on a connection per request to the URL's
-    database (``postgres`` when the URL names none)."""
+    psycopg, as the URL's user, on one long-lived connection per process
+    to the URL's database (``postgres`` when the URL names none)."""
 
     #: Servers (host, port, user) this process has swept already.
     _swept: typing.ClassVar[set[tuple[object, ...]]] = set()
@@ -71,11 +80,28 @@ class PostgresqlServerAdmin(SqlAdmin):
         return params
 
     def _run(self, sql: str, database: str = "", request: str = "") -> list[tuple[typing.Any, ...]]:
+        """Run ``sql``: in ``database`` on a connection of its own (it may
+        be renamed or dropped next), else on the long-lived connection to
+        the URL's database."""
         psycopg = _psycopg(self.name, request or sql)
+
+        def execute(conn: typing.Any) -> list[tuple[typing.Any, ...]]:
+            cursor = conn.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+
         try:
-            with psycopg.connect(autocommit=True, **self._params(database)) as conn:
-                cursor = conn.execute(sql)
-                return cursor.fetchall() if cursor.description else []
+            if database:
+                with psycopg.connect(autocommit=True, **self._params(database)) as conn:
+                    return execute(conn)
+            params = self._params()
+            return _channels.use(
+                tuple(sorted(params.items())),
+                lambda: psycopg.connect(autocommit=True, **params),
+                execute,
+                self.timeout,
+                self.name,
+                request or sql,
+            )
         except psycopg.errors.InsufficientPrivilege as exc:
             raise AdminError(self.name, request or sql, self._privilege(str(exc))) from None
         except psycopg.Error as exc:
@@ -100,6 +126,9 @@ class PostgresqlServerAdmin(SqlAdmin):
         return True
 
     def check_server(self, source: str) -> None:
+        key = tuple(sorted(self._params().items()))
+        if key in _checked:  # once per process: later setUps pay nothing
+            return
         url = redact(self.endpoint.url)
         psycopg = _psycopg(self.name, "connect to %s" % url)
         user = self.endpoint.user or "<the URL's user>"
@@ -136,6 +165,7 @@ class PostgresqlServerAdmin(SqlAdmin):
                 "the role %s cannot create databases" % user,
                 "grant it with: ALTER ROLE %s CREATEDB" % _ident(user),
             )
+        _checked.add(key)
 
     # -- databases ---------------------------------------------------------------
 

@@ -21,6 +21,8 @@ database other than 0); for instance ``ACL SETUSER app on >secret
 
 from __future__ import annotations
 
+import os
+import threading
 import typing
 
 from fixtures_daemons.base.admin import Admin
@@ -42,6 +44,23 @@ def _redis(name: str, request: str) -> typing.Any:
     return redis
 
 
+#: This process's clients, by URL, database and timeout.
+_clients: dict[tuple[object, ...], typing.Any] = {}
+_clients_lock = threading.Lock()
+#: The servers (URLs) this process has checked.
+_checked: set[str] = set()
+
+
+def _forget_clients() -> None:
+    # A forked child's connections would be the parent's sockets.
+    global _clients_lock
+    _clients.clear()
+    _clients_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_clients)
+
+
 class RedisServerAdmin(Admin):
     """Key prefixes on a Redis server the library did not start, through
     redis-py, as the URL's user, in the URL's database."""
@@ -50,8 +69,8 @@ class RedisServerAdmin(Admin):
     _swept: typing.ClassVar[set[tuple[object, ...]]] = set()
 
     def client(self, number: int | None = None) -> typing.Any:
-        """A redis-py client of the server, in database ``number`` (default:
-        the URL's)."""
+        """A new redis-py client of the server, in database ``number``
+        (default: the URL's); the caller closes it."""
         redis = _redis(self.name, "connect to %s" % redact(self.endpoint.url))
         endpoint = self.endpoint
         if number is not None:
@@ -65,14 +84,19 @@ class RedisServerAdmin(Admin):
     def _call(
         self, request: str, use: typing.Callable[[typing.Any], typing.Any], number: int = 0
     ) -> typing.Any:
+        """``use(client)`` with this process's client of the server (its
+        connection pool keeps connections open: no handshake per request;
+        redis-py's clients are thread-safe)."""
         redis = _redis(self.name, request)
-        client = self.client(number)
+        key = (self.endpoint.url, number, self.timeout)
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = self.client(number)
         try:
             return use(client)
         except redis.RedisError as exc:
             raise AdminError(self.name, request, str(exc)) from None
-        finally:
-            client.close()
 
     def answers(self) -> bool:
         try:
@@ -84,6 +108,8 @@ class RedisServerAdmin(Admin):
         return int(self.endpoint.database) if self.endpoint.database.isdigit() else 0
 
     def check_server(self, source: str) -> None:
+        if self.endpoint.url in _checked:  # once per process
+            return
         url = redact(self.endpoint.url)
         redis = _redis(self.name, "connect to %s" % url)
         client = self.client(self._number())
@@ -131,6 +157,7 @@ class RedisServerAdmin(Admin):
             raise ServerError(self.name, source, url, str(exc)) from None
         finally:
             client.close()
+        _checked.add(self.endpoint.url)
 
     # -- key prefixes ----------------------------------------------------------------
 

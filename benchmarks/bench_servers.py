@@ -14,7 +14,7 @@ fixture's ``setUp()`` plus ``cleanUp()``:
   PostgreSQL's pool of databases made ahead, Redis's database numbers);
 * ``server= TCP`` / ``server= TLS``: ``server=URL`` (a database or a key
   prefix made and removed while the test waits, by the real client
-  library, a connection per request);
+  library, on the admin's long-lived connection);
 * ``floor TCP`` / ``floor TLS``: the same work by hand on one connection
   kept open: ``CREATE DATABASE`` and ``DROP DATABASE`` (PostgreSQL,
   MariaDB), ``SET`` and ``UNLINK`` of one key (Redis).

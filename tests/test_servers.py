@@ -573,13 +573,15 @@ class TestMysqlServer(base.TestCase):
 #: servers the variables name.
 PARALLEL_SUITE = """
 import psycopg, redis, testtools
-from fixtures_daemons import PostgresqlFixture, RedisFixture
+from fixtures_daemons import MysqlFixture, PostgresqlFixture, RedisFixture
 
 
 class TestParallel(testtools.TestCase):
     def check(self, n):
         pg = self.useFixture(PostgresqlFixture())
         rd = self.useFixture(RedisFixture())
+        my = self.useFixture(MysqlFixture())
+        my.run_sql("CREATE TABLE mine (n int); INSERT INTO mine VALUES (%%d);" %% n)
         with psycopg.connect(pg.url, autocommit=True) as conn:
             conn.execute("CREATE TABLE mine (n int)")
             conn.execute("INSERT INTO mine VALUES (%%s)", (n,))
@@ -595,8 +597,10 @@ class TestParallel(testtools.TestCase):
 
 class TestParallelOnServers(base.TestCase):
     def test_stestr_with_four_workers_leaves_nothing(self) -> None:
+        MysqlServerAdmin._swept.clear()
         postgresql = self.useFixture(ManagedServer())
         valkey = self.useFixture(ManagedRedis())
+        mariadb = self.useFixture(ManagedMysql())
         work = self.useFixture(fixtures.TempDir()).path
         tests = "\n".join(
             "    def test_%d(self):\n        self.check(%d)\n" % (n, n) for n in range(40)
@@ -611,6 +615,7 @@ class TestParallelOnServers(base.TestCase):
         env = base.python_env(
             FIXTURES_DAEMONS_POSTGRESQL_SERVER_URL=postgresql.url(),
             FIXTURES_DAEMONS_REDIS_SERVER_URL=valkey.url(),
+            FIXTURES_DAEMONS_MYSQL_SERVER_URL=mariadb.url(),
         )
         env["PYTHONPATH"] = work + os.pathsep + env["PYTHONPATH"]
         result = subprocess.run(
@@ -626,3 +631,4 @@ class TestParallelOnServers(base.TestCase):
         self.assertIn("Passed: 40", result.stdout)
         self.assertEqual({}, postgresql.databases())
         self.assertEqual({"someone-elses"}, valkey.keys())
+        self.assertEqual({"not_ours"}, mariadb.databases())

@@ -28,7 +28,7 @@ import urllib.parse
 from fixtures_daemons.base.channels import Channels
 from fixtures_daemons.base.endpoint import QUERY, redact
 from fixtures_daemons.base.makers import NAME_PREFIX, left_name, marked_name
-from fixtures_daemons.daemons.mysql_admin import MysqlAdmin
+from fixtures_daemons.daemons.mysql_admin import MysqlAdmin, rows_of
 from fixtures_daemons.errors import AdminError, ClientLibraryMissing, ServerError
 
 __all__ = ["MysqlServerAdmin"]
@@ -83,27 +83,14 @@ class MysqlServerAdmin(MysqlAdmin):
 
     def query(self, sql: str, database: str = "") -> list[list[str]]:
         """Run SQL (one or more statements); the rows of every result, as
-        text, as the command-line client gives them. In ``database`` on a
-        connection of its own (it may be dropped next), else on the
-        long-lived one."""
+        text. In ``database`` on a connection of its own (it may be dropped
+        next), else on the long-lived one."""
         pymysql = _pymysql(self.name, sql)
-
-        def execute(conn: typing.Any) -> list[list[str]]:
-            rows: list[list[str]] = []
-            with conn.cursor() as cursor:
-                cursor.execute(sql)
-                while True:
-                    for row in cursor.fetchall() or ():
-                        rows.append(["NULL" if v is None else str(v) for v in row])
-                    if not cursor.nextset():
-                        break
-            return rows
-
         try:
             if database:
                 conn = self._connect(database)
                 try:
-                    return execute(conn)
+                    return rows_of(conn, sql)
                 finally:
                     conn.close()
             endpoint = self.endpoint
@@ -113,10 +100,16 @@ class MysqlServerAdmin(MysqlAdmin):
                 endpoint.user,
                 endpoint.password,
                 tuple(sorted(endpoint.extra.items())),
+                self.timeout,  # a connection's timeouts are its maker's
             )
-            return _channels.use(key, self._connect, execute, self.timeout, self.name, sql)
+            return _channels.use(
+                key, self._connect, lambda conn: rows_of(conn, sql), self.timeout, self.name, sql
+            )
         except pymysql.MySQLError as exc:
             raise AdminError(self.name, sql, self._reason(exc)) from None
+
+    def run_sql(self, sql: str, database: str) -> None:
+        self.query(sql, database)
 
     def _reason(self, exc: Exception) -> str:
         code = exc.args[0] if exc.args else 0

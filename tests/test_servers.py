@@ -19,12 +19,14 @@ import time
 import typing
 import urllib.parse
 
+import etcd3gw  # type: ignore[import-untyped]
 import fixtures
 import psycopg
 import pymysql  # type: ignore[import-untyped]
 import redis
 
 from fixtures_daemons import (
+    EtcdFixture,
     MisuseError,
     MysqlFixture,
     PortFixture,
@@ -36,6 +38,7 @@ from fixtures_daemons import (
 from fixtures_daemons.base import makers
 from fixtures_daemons.base.certificates import ServerCertificates, server_certificates
 from fixtures_daemons.base.makers import MARK_PREFIX as SERVER_MARK_PREFIX
+from fixtures_daemons.daemons.etcd_server import EtcdServerAdmin
 from fixtures_daemons.daemons.mysql_server import MysqlServerAdmin
 from fixtures_daemons.daemons.postgresql_server import TEMPLATE_MARK, PostgresqlServerAdmin
 from fixtures_daemons.daemons.redis_server import RedisServerAdmin
@@ -632,3 +635,46 @@ class TestParallelOnServers(base.TestCase):
         self.assertEqual({}, postgresql.databases())
         self.assertEqual({"someone-elses"}, valkey.keys())
         self.assertEqual({"not_ours"}, mariadb.databases())
+
+
+class TestEtcdServer(base.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        for name in list(os.environ):
+            if name.startswith("FIXTURES_DAEMONS_ETCD_"):
+                self.useFixture(fixtures.EnvironmentVariable(name))
+        self.server = self.useFixture(EtcdFixture(mode="spawn", export_env=False))
+        self.client = etcd3gw.client(host="127.0.0.1", port=self.server.port)
+        self.client.put("someone-elses", "keep")
+        self.url = "etcd://127.0.0.1:%d" % self.server.port
+        EtcdServerAdmin._swept.clear()
+        self.addCleanup(EtcdServerAdmin._swept.clear)
+
+    def keys(self) -> set[str]:
+        return {meta["key"].decode() for _, meta in self.client.get_all()}
+
+    def test_a_key_prefix_per_fixture_and_leftovers(self) -> None:
+        # A prefix whose maker is dead (pid 1 never has start time "1").
+        self.client.put("fixtures-daemons/prefix/fxd-dead:", "%s%s 1_1 at %d" % (
+            SERVER_MARK_PREFIX, socket.gethostname(), time.time()))  # fmt: skip
+        self.client.put("fxd-dead:k", "v")
+        with EtcdFixture(server=self.url) as one, EtcdFixture(server=self.url) as two:
+            self.assertTrue(one.attached)
+            self.assertNotEqual(one.endpoint.key_prefix, two.endpoint.key_prefix)
+            self.assertNotIn("fxd-dead:k", self.keys())  # swept
+            self.client.put(one.endpoint.key_prefix + "k", "1")
+            self.client.put(two.endpoint.key_prefix + "k", "2")
+            one.reset()
+            self.assertNotIn(one.endpoint.key_prefix + "k", self.keys())
+            self.assertIn(two.endpoint.key_prefix + "k", self.keys())
+        self.assertEqual({"someone-elses"}, self.keys())
+
+    def test_bad_servers_are_typed(self) -> None:
+        for url, expected in (
+            ("etcd://127.0.0.1:1", "does not answer"),
+            ("etcds://127.0.0.1:%d" % self.server.port, "TLS failed"),
+            ("redis://127.0.0.1:1", "not an etcd URL"),
+        ):
+            error = self.assertRaises(ServerError, EtcdFixture(server=url, timeout=5).setUp)
+            self.assertIn(expected, str(error))
+        self.assertEqual({"someone-elses"}, self.keys())

@@ -234,7 +234,7 @@ def server_endpoint(fixture: DaemonFixture, url: str, source: str) -> Endpoint:
             name,
             source,
             redact(url),
-            "not a %s URL" % name,
+            "not %s %s URL" % ("an" if name[:1] in "aeiou" else "a", name),
             "write it %s://user:password@host:port/database" % fixture.scheme,
         )
     extra = {SERVER_MARK: "1"}

@@ -22,6 +22,7 @@ from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.namespaces import KeyPrefix
 from fixtures_daemons.base.resources import DaemonResource
+from fixtures_daemons.daemons.etcd_server import EtcdServerAdmin
 from fixtures_daemons.errors import AdminError, DaemonExited
 from fixtures_daemons.process.fixture import ProcessFixture
 from fixtures_daemons.process.probes import ATTEMPT_TIMEOUT, Probe
@@ -269,8 +270,10 @@ class EtcdFixture(DaemonFixture):
     stop_signal = signal.SIGKILL
     restart_signal = signal.SIGTERM  # a clean stop: its data is back after the restart
     scheme = "etcd"
+    server_schemes = ("etcds", "http", "https")
     namespace = KeyPrefix
     admin_class = EtcdAdmin
+    server_admin_class = EtcdServerAdmin
 
     def __init__(
         self, *, cluster: bool = False, peer_port: int | None = None, **kwargs: typing.Any

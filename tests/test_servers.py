@@ -24,6 +24,7 @@ import fixtures
 import psycopg
 import pymysql  # type: ignore[import-untyped]
 import redis
+from kazoo.client import KazooClient  # type: ignore[import-untyped]
 
 from fixtures_daemons import (
     EtcdFixture,
@@ -34,6 +35,7 @@ from fixtures_daemons import (
     RedisFixture,
     ServerError,
     XvfbFixture,
+    ZookeeperFixture,
 )
 from fixtures_daemons.base import makers
 from fixtures_daemons.base.certificates import ServerCertificates, server_certificates
@@ -42,6 +44,7 @@ from fixtures_daemons.daemons.etcd_server import EtcdServerAdmin
 from fixtures_daemons.daemons.mysql_server import MysqlServerAdmin
 from fixtures_daemons.daemons.postgresql_server import TEMPLATE_MARK, PostgresqlServerAdmin
 from fixtures_daemons.daemons.redis_server import RedisServerAdmin
+from fixtures_daemons.daemons.zookeeper_server import ZookeeperServerAdmin
 from fixtures_daemons.process.users import default_daemon_user, resolve_user
 from fixtures_daemons.process.watchdog import Watchdog
 from tests import base
@@ -678,3 +681,45 @@ class TestEtcdServer(base.TestCase):
             error = self.assertRaises(ServerError, EtcdFixture(server=url, timeout=5).setUp)
             self.assertIn(expected, str(error))
         self.assertEqual({"someone-elses"}, self.keys())
+
+
+class TestZookeeperServer(base.TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        for name in list(os.environ):
+            if name.startswith("FIXTURES_DAEMONS_ZOOKEEPER_"):
+                self.useFixture(fixtures.EnvironmentVariable(name))
+        self.server = self.useFixture(ZookeeperFixture(mode="spawn", export_env=False))
+        self.zk = KazooClient(hosts="127.0.0.1:%d" % self.server.port)
+        self.zk.start(timeout=30)
+        self.addCleanup(self.zk.close)
+        self.addCleanup(self.zk.stop)
+        self.zk.create("/someone-elses", b"keep")
+        self.url = "zookeeper://127.0.0.1:%d" % self.server.port
+        ZookeeperServerAdmin._swept.clear()
+        self.addCleanup(ZookeeperServerAdmin._swept.clear)
+
+    def nodes(self) -> set[str]:
+        return set(self.zk.get_children("/")) - {"zookeeper"}
+
+    def test_a_chroot_per_fixture_and_leftovers(self) -> None:
+        dead = "%s%s 1_1 at %d" % (SERVER_MARK_PREFIX, socket.gethostname(), time.time())
+        self.zk.create("/test_dead/inside", makepath=True)
+        self.zk.set("/test_dead", dead.encode())
+        with ZookeeperFixture(server=self.url) as one, ZookeeperFixture(server=self.url) as two:
+            self.assertTrue(one.attached)
+            self.assertNotEqual(one.chroot, two.chroot)
+            self.assertNotIn("test_dead", self.nodes())  # swept
+            self.zk.create(one.chroot + "/mine", b"1")
+            one.reset()
+            self.assertIsNone(self.zk.exists(one.chroot + "/mine"))
+        self.assertEqual({"someone-elses"}, self.nodes())
+
+    def test_bad_servers_are_typed(self) -> None:
+        for url, expected in (
+            ("zookeeper://127.0.0.1:1", "does not answer"),
+            ("redis://127.0.0.1:1", "not a zookeeper URL"),
+        ):
+            error = self.assertRaises(ServerError, ZookeeperFixture(server=url, timeout=3).setUp)
+            self.assertIn(expected, str(error))
+        self.assertEqual({"someone-elses"}, self.nodes())

@@ -17,14 +17,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from fixtures_daemons import DaemonFixture, ExecutableNotFound
+from fixtures_daemons import ClientLibraryMissing, DaemonFixture, ExecutableNotFound
 from fixtures_daemons.base.binaries import find_executable
-from fixtures_daemons.daemons.zookeeper import (
-    CLASSPATH_ENV,
-    ClientLibraryMissing,
-    ZookeeperFixture,
-    find_classpath,
-)
+from fixtures_daemons.daemons.zookeeper import CLASSPATH_ENV, ZookeeperFixture, find_classpath
 from fixtures_daemons.process.ports import PortFixture
 from tests import daemon_base, test_cli
 

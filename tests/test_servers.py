@@ -18,9 +18,11 @@ import sys
 import time
 import typing
 import urllib.parse
+import urllib.request
 
 import etcd3gw  # type: ignore[import-untyped]
 import fixtures
+import pika  # type: ignore[import-untyped]
 import psycopg
 import pymysql  # type: ignore[import-untyped]
 import redis
@@ -32,6 +34,7 @@ from fixtures_daemons import (
     MysqlFixture,
     PortFixture,
     PostgresqlFixture,
+    RabbitmqFixture,
     RedisFixture,
     ServerError,
     XvfbFixture,
@@ -43,6 +46,7 @@ from fixtures_daemons.base.makers import MARK_PREFIX as SERVER_MARK_PREFIX
 from fixtures_daemons.daemons.etcd_server import EtcdServerAdmin
 from fixtures_daemons.daemons.mysql_server import MysqlServerAdmin
 from fixtures_daemons.daemons.postgresql_server import TEMPLATE_MARK, PostgresqlServerAdmin
+from fixtures_daemons.daemons.rabbitmq_server import RabbitmqServerAdmin
 from fixtures_daemons.daemons.redis_server import RedisServerAdmin
 from fixtures_daemons.daemons.zookeeper_server import ZookeeperServerAdmin
 from fixtures_daemons.process.users import default_daemon_user, resolve_user
@@ -723,3 +727,75 @@ class TestZookeeperServer(base.TestCase):
             error = self.assertRaises(ServerError, ZookeeperFixture(server=url, timeout=3).setUp)
             self.assertIn(expected, str(error))
         self.assertEqual({"someone-elses"}, self.nodes())
+
+
+class TestRabbitmqServer(base.TestCase):
+    """A broker with the management plugin on a port of its own, and a
+    user of its own reached by URL."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        for name in list(os.environ):
+            if name.startswith("FIXTURES_DAEMONS_RABBITMQ_"):
+                self.useFixture(fixtures.EnvironmentVariable(name))
+        self.api_port = self.useFixture(PortFixture()).port
+        self.server = self.useFixture(
+            RabbitmqFixture(
+                mode="spawn",
+                export_env=False,
+                plugins=["rabbitmq_management"],
+                args=[
+                    "-rabbitmq_management",
+                    "tcp_config",
+                    '[{port,%d},{ip,"127.0.0.1"}]' % self.api_port,
+                ],
+            )
+        )
+        self.call("PUT", "users/app", {"password": PASSWORD, "tags": "administrator"})
+        self.url = "amqp://app:%s@127.0.0.1:%d/?management=http://127.0.0.1:%d" % (
+            urllib.parse.quote(PASSWORD, safe=""),
+            self.server.port,
+            self.api_port,
+        )
+        RabbitmqServerAdmin._swept.clear()
+        self.addCleanup(RabbitmqServerAdmin._swept.clear)
+
+    def call(self, method: str, path: str, body: object = None) -> typing.Any:
+        request = urllib.request.Request(  # noqa: S310 (http, a local test broker)
+            "http://127.0.0.1:%d/api/%s" % (self.api_port, path),
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
+        )
+        request.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")  # guest:guest
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
+            text = reply.read()
+        return json.loads(text) if text.strip() else None
+
+    def vhosts(self) -> set[str]:
+        return {vhost["name"] for vhost in self.call("GET", "vhosts")}
+
+    def test_a_vhost_per_fixture_and_leftovers(self) -> None:
+        dead = "%s%s 1_1 at %d" % (SERVER_MARK_PREFIX, socket.gethostname(), time.time())
+        self.call("PUT", "vhosts/test_dead", {"description": dead})
+        with RabbitmqFixture(server=self.url) as one, RabbitmqFixture(server=self.url) as two:
+            self.assertTrue(one.attached)
+            self.assertNotEqual(one.vhost, two.vhost)
+            self.assertNotIn("management", one.url)  # an admin option: clients never see it
+            self.assertEqual({"/", one.vhost, two.vhost}, self.vhosts())  # test_dead swept
+            connection = pika.BlockingConnection(pika.URLParameters(one.url))
+            channel = connection.channel()
+            channel.queue_declare("jobs")
+            channel.basic_publish("", "jobs", b"resize")
+            connection.close()
+        self.assertEqual({"/"}, self.vhosts())
+
+    def test_bad_servers_are_typed(self) -> None:
+        for url, expected in (
+            (self.url.replace(urllib.parse.quote(PASSWORD, safe=""), "nope"), "credentials"),
+            ("amqp://app:x@127.0.0.1:%d/" % self.server.port, "management API does not answer"),
+        ):
+            error = self.assertRaises(ServerError, RabbitmqFixture(server=url, timeout=5).setUp)
+            self.assertIn(expected, str(error))
+            self.assertNotIn(":nope@", str(error))
+        self.assertEqual({"/"}, self.vhosts())

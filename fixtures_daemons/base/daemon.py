@@ -141,6 +141,9 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
     scheme: typing.ClassVar[str] = ""
     #: Other schemes a server URL (``server=``) may be written with.
     server_schemes: typing.ClassVar[tuple[str, ...]] = ()
+    #: The options of a server URL that only the server admin reads; they
+    #: are left out of the URL clients get.
+    server_admin_options: typing.ClassVar[tuple[str, ...]] = ()
     #: What an attached fixture owns inside the daemon; None: the daemon
     #: has no namespaces, and ``auto`` mode never attaches to it.
     namespace: typing.ClassVar[type[_namespaces.Namespace] | None] = None

@@ -38,6 +38,10 @@ def _frozen(value: typing.Mapping[str, typing.Any] | None) -> typing.Mapping[str
 SERVER_MARK = "server"
 #: The key of ``Endpoint.extra`` with the query string of a server's URL.
 QUERY = "query"
+#: The key of ``Endpoint.extra`` with the options of a server's URL that
+#: only its admin reads (``DaemonFixture.server_admin_options``): clients
+#: never see them.
+ADMIN_QUERY = "admin_query"
 
 
 def redact(url: str) -> str:

@@ -23,7 +23,7 @@ import typing
 import urllib.parse
 
 from fixtures_daemons.base.binaries import find_executable
-from fixtures_daemons.base.endpoint import QUERY, SERVER_MARK, Endpoint, redact
+from fixtures_daemons.base.endpoint import ADMIN_QUERY, QUERY, SERVER_MARK, Endpoint, redact
 from fixtures_daemons.base.skipping import skipping_missing
 from fixtures_daemons.errors import (
     AttachError,
@@ -238,8 +238,13 @@ def server_endpoint(fixture: DaemonFixture, url: str, source: str) -> Endpoint:
             "write it %s://user:password@host:port/database" % fixture.scheme,
         )
     extra = {SERVER_MARK: "1"}
-    if parts.query:
-        extra[QUERY] = parts.query
+    # Options for the server admin only (where its API is), not for clients.
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    own = fixture.server_admin_options
+    if any(key not in own for key, _ in pairs):
+        extra[QUERY] = urllib.parse.urlencode([(k, v) for k, v in pairs if k not in own])
+    if any(key in own for key, _ in pairs):
+        extra[ADMIN_QUERY] = urllib.parse.urlencode([(k, v) for k, v in pairs if k in own])
     return Endpoint(
         scheme=parts.scheme,  # rediss: TLS
         host=parts.hostname,

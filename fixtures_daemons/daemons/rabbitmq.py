@@ -56,6 +56,7 @@ from fixtures_daemons.base.daemon import DaemonFixture
 from fixtures_daemons.base.endpoint import Endpoint
 from fixtures_daemons.base.namespaces import Database
 from fixtures_daemons.base.resources import DaemonResource
+from fixtures_daemons.daemons.rabbitmq_server import RabbitmqServerAdmin
 from fixtures_daemons.errors import AdminError, DaemonExited, ExecutableNotFound, StartupTimeout
 from fixtures_daemons.process.fixture import ProcessFixture
 from fixtures_daemons.process.probes import Callable, Probe, Tcp
@@ -423,8 +424,11 @@ class RabbitmqFixture(DaemonFixture):
     stop_timeout = 15.0
     default_timeout = 90.0
     scheme = "amqp"
+    server_schemes = ("amqps",)
+    server_admin_options = ("management", "ca_cert")
     namespace = Database
     admin_class = RabbitmqAdmin
+    server_admin_class = RabbitmqServerAdmin
     #: Load the modules in parallel with the boot.
     preload: typing.ClassVar[bool] = True
     preload_batch: typing.ClassVar[int] = 50

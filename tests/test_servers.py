@@ -80,6 +80,16 @@ class ManagedServer(fixtures.Fixture):
         with self.admin() as conn:
             conn.execute("CREATE ROLE %s LOGIN CREATEDB PASSWORD '%s'" % (ROLE, PASSWORD))
             conn.execute("CREATE ROLE plain LOGIN PASSWORD 'plain'")
+            # A role whose password is stored as md5, asked for it as md5.
+            conn.execute("SET password_encryption = 'md5'")
+            conn.execute("CREATE ROLE legacy LOGIN CREATEDB PASSWORD 'legacy'")
+        hba = os.path.join(self.server.data_dir, "pg_hba.conf")
+        with open(hba) as f:
+            rules = f.read()
+        with open(hba, "w") as f:
+            f.write("host all legacy 127.0.0.1/32 md5\n" + rules)
+        with self.admin() as conn:
+            conn.execute("SELECT pg_reload_conf()")
 
     def admin(self) -> psycopg.Connection:
         return psycopg.connect(self.server.url, autocommit=True, connect_timeout=10)
@@ -152,6 +162,12 @@ class TestServer(ServerTestCase):
             with psycopg.connect(one.url, autocommit=True) as conn:
                 tables = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'mine'")
                 self.assertEqual((0,), tables.fetchone())
+        self.assertEqual({}, self.managed.databases())
+
+    def test_an_md5_password(self) -> None:
+        url = self.managed.url(user="legacy", password="legacy")
+        with PostgresqlFixture(server=url) as fixture, psycopg.connect(fixture.url) as conn:
+            self.assertEqual(("legacy",), conn.execute("SELECT current_user").fetchone())
         self.assertEqual({}, self.managed.databases())
 
     def test_the_variable_and_a_template(self) -> None:

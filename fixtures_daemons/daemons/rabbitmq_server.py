@@ -78,12 +78,17 @@ class RabbitmqServerAdmin(Admin):
             raise AdminError(
                 self.name, "%s /api/%s" % (method, path), "HTTP %d: %s" % (exc.code, detail)
             ) from None
-        return json.loads(text) if text.strip() else None
+        try:
+            return json.loads(text) if text.strip() else None
+        except ValueError:
+            raise AdminError(
+                self.name, "%s /api/%s" % (method, path), "not JSON: %r" % text[:200]
+            ) from None
 
     def answers(self) -> bool:
         try:
             self.request("GET", "whoami")
-        except (OSError, AdminError, ValueError):
+        except (OSError, AdminError):
             return False
         return True
 

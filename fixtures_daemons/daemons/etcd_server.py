@@ -84,10 +84,15 @@ class EtcdServerAdmin(Admin):
         except etcd3gw.exceptions.ConnectionFailedError as exc:
             # etcd3gw's own error says nothing: what requests said is its cause.
             text = str(exc) or str(exc.__cause__ or exc.__context__ or "")
-            if "ssl" in text.lower() or "certificate" in text.lower():
+            lowered = text.lower()
+            # Over HTTPS, a server that does not speak TLS answers the
+            # handshake with an SSL error or by resetting the connection.
+            refused = "refused" in lowered or "timed out" in lowered or "resolve" in lowered
+            tls = self.endpoint.scheme in ("etcds", "https")
+            if "ssl" in lowered or "certificate" in lowered or (tls and not refused):
                 reason, hint = (
                     "TLS failed (%s)" % text,
-                    "check etcds://, ca_cert and the server's certificate",
+                    "check that the server serves HTTPS, ca_cert and its certificate",
                 )
             else:
                 reason, hint = "it does not answer (%s)" % text, "check the host and port"

@@ -50,6 +50,7 @@ from fixtures_daemons.daemons.rabbitmq_server import RabbitmqServerAdmin
 from fixtures_daemons.daemons.redis_server import RedisServerAdmin
 from fixtures_daemons.daemons.zookeeper_server import ZookeeperServerAdmin
 from fixtures_daemons.process.users import default_daemon_user, resolve_user
+from fixtures_daemons.process.waiting import wait_for
 from fixtures_daemons.process.watchdog import Watchdog
 from tests import base
 from tests.test_cli import CliTestCase
@@ -90,6 +91,15 @@ class ManagedServer(fixtures.Fixture):
             f.write("host all legacy 127.0.0.1/32 md5\n" + rules)
         with self.admin() as conn:
             conn.execute("SELECT pg_reload_conf()")
+        # The reload is a signal: the rule is in force once md5 works.
+        assert wait_for(self._legacy_logs_in, 30), "the md5 rule was not loaded"
+
+    def _legacy_logs_in(self) -> bool:
+        try:
+            psycopg.connect(self.url(user="legacy", password="legacy"), connect_timeout=5).close()
+        except psycopg.OperationalError:
+            return False
+        return True
 
     def admin(self) -> psycopg.Connection:
         return psycopg.connect(self.server.url, autocommit=True, connect_timeout=10)

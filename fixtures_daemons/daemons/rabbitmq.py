@@ -564,6 +564,9 @@ class RabbitmqFixture(DaemonFixture):
             os_user=self.os_user,
             temp_root=self.temp_root,
             binary=self.requested_binary,
+            # The node's own arguments too (a plugin's listener on a port
+            # of the fixture's, not its default one).
+            args=self.extra_args,
         )
         with builder:
             assert builder.process is not None

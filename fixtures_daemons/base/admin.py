@@ -85,6 +85,18 @@ class Admin:
     def unmark_prefix(self, prefix: str, number: int = 0) -> None:
         """Forget :meth:`mark_prefix`'s record; nothing by default."""
 
+    #: The servers (admin class, URL) this process has swept already.
+    _swept: typing.ClassVar[set[tuple[str, str]]] = set()
+
+    def sweep(self) -> list[str]:
+        """Remove, once per process and server, what dead makers left there
+        (:meth:`leftovers`); return its names."""
+        key = (type(self).__name__, self.endpoint.url)
+        if key in Admin._swept:
+            return []
+        Admin._swept.add(key)
+        return self.leftovers(remove=True)
+
     def leftovers(self, remove: bool = False, templates: bool = False) -> list[str]:
         """On a server the library did not start: the namespaces fixtures
         left there (their creators are dead), and with ``templates`` the

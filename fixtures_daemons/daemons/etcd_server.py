@@ -43,9 +43,6 @@ class EtcdServerAdmin(Admin):
     """Key prefixes on an etcd server the library did not start, through
     etcd3gw."""
 
-    #: Servers (URL) this process has swept already.
-    _swept: typing.ClassVar[set[str]] = set()
-
     def client(self) -> typing.Any:
         etcd3gw = _etcd3gw(self.name, "connect to %s" % redact(self.endpoint.url))
         endpoint = self.endpoint
@@ -112,14 +109,6 @@ class EtcdServerAdmin(Admin):
     def delete_prefixed(self, prefix: str, number: int = 0) -> bool:
         self._call("delete the keys %s*" % prefix, lambda c: c.delete_prefix(prefix))
         return True
-
-    def sweep(self) -> list[str]:
-        """Delete, once per process and server, the keys of prefixes whose
-        maker is dead; return the prefixes."""
-        if self.endpoint.url in EtcdServerAdmin._swept:
-            return []
-        EtcdServerAdmin._swept.add(self.endpoint.url)
-        return self.leftovers(remove=True)
 
     def leftovers(self, remove: bool = False, templates: bool = False) -> list[str]:
         def find(client: typing.Any) -> list[str]:

@@ -55,9 +55,6 @@ class MysqlServerAdmin(MysqlAdmin):
     """Databases on a MySQL/MariaDB server the library did not start,
     through PyMySQL, as the URL's user."""
 
-    #: Servers (host, port, user) this process has swept already.
-    _swept: typing.ClassVar[set[tuple[object, ...]]] = set()
-
     def _connect(self, database: str = "") -> typing.Any:
         pymysql = _pymysql(self.name, "connect to %s" % redact(self.endpoint.url))
         endpoint = self.endpoint
@@ -175,14 +172,6 @@ class MysqlServerAdmin(MysqlAdmin):
     def create_database(self, name: str, template: str | None = None) -> None:
         self.sweep()
         super().create_database(name, template)
-
-    def sweep(self) -> list[str]:
-        """Drop, once per process and server, what dead makers left."""
-        key = (self.endpoint.host, self.endpoint.port, self.endpoint.user)
-        if key in MysqlServerAdmin._swept:
-            return []
-        MysqlServerAdmin._swept.add(key)
-        return self.leftovers(remove=True)
 
     def leftovers(self, remove: bool = False, templates: bool = False) -> list[str]:
         pattern = NAME_PREFIX.replace("_", "\\_") + "%"

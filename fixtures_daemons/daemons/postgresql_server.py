@@ -60,9 +60,6 @@ class PostgresqlServerAdmin(SqlAdmin):
     psycopg, as the URL's user, on one long-lived connection per process
     to the URL's database (``postgres`` when the URL names none)."""
 
-    #: Servers (host, port, user) this process has swept already.
-    _swept: typing.ClassVar[set[tuple[object, ...]]] = set()
-
     def _params(self, database: str = "") -> dict[str, str]:
         endpoint = self.endpoint
         params = dict(urllib.parse.parse_qsl(endpoint.extra.get(QUERY, "")))
@@ -234,15 +231,6 @@ class PostgresqlServerAdmin(SqlAdmin):
             request="list the databases fixtures made",
         )
         return [(str(row[0]), str(row[1])) for row in rows]
-
-    def sweep(self) -> list[str]:
-        """Drop, once per process and server, what dead creators left;
-        return their names."""
-        key = (self.endpoint.host, self.endpoint.port, self.endpoint.user)
-        if key in PostgresqlServerAdmin._swept:
-            return []
-        PostgresqlServerAdmin._swept.add(key)
-        return self.leftovers(remove=True)
 
     def leftovers(self, remove: bool = False, templates: bool = False) -> list[str]:
         """The databases that dead creators left on the server (see the

@@ -35,9 +35,6 @@ class RabbitmqServerAdmin(Admin):
     """Vhosts on a RabbitMQ broker the library did not start, through its
     management HTTP API."""
 
-    #: Brokers (URL) this process has swept already.
-    _swept: typing.ClassVar[set[str]] = set()
-
     def _options(self) -> dict[str, str]:
         return dict(urllib.parse.parse_qsl(self.endpoint.extra.get(ADMIN_QUERY, "")))
 
@@ -156,14 +153,6 @@ class RabbitmqServerAdmin(Admin):
 
     def flush(self) -> None:
         self._lacks("flush()", "way to be emptied that spares other people's vhosts")
-
-    def sweep(self) -> list[str]:
-        """Delete, once per process and broker, the vhosts whose maker is
-        dead; return their names."""
-        if self.endpoint.url in RabbitmqServerAdmin._swept:
-            return []
-        RabbitmqServerAdmin._swept.add(self.endpoint.url)
-        return self.leftovers(remove=True)
 
     def leftovers(self, remove: bool = False, templates: bool = False) -> list[str]:
         vhosts = self.request("GET", "vhosts") or []

@@ -65,9 +65,6 @@ class RedisServerAdmin(Admin):
     """Key prefixes on a Redis server the library did not start, through
     redis-py, as the URL's user, in the URL's database."""
 
-    #: Servers (host, port, user, database) this process has swept already.
-    _swept: typing.ClassVar[set[tuple[object, ...]]] = set()
-
     def client(self, number: int | None = None) -> typing.Any:
         """A new redis-py client of the server, in database ``number``
         (default: the URL's); the caller closes it."""
@@ -162,7 +159,7 @@ class RedisServerAdmin(Admin):
     # -- key prefixes ----------------------------------------------------------------
 
     def mark_prefix(self, prefix: str, number: int = 0) -> None:
-        self.sweep(number)
+        self.sweep()
         self._call(
             "SET %s" % PREFIX_RECORD % prefix,
             lambda c: c.set(PREFIX_RECORD % prefix, mark()),
@@ -189,15 +186,6 @@ class RedisServerAdmin(Admin):
         return bool(self._call("delete the keys %s*" % prefix, delete, number))
 
     # -- what dead makers left -------------------------------------------------------
-
-    def sweep(self, number: int = 0) -> list[str]:
-        """Delete, once per process and server, the keys of prefixes whose
-        maker is dead; return the prefixes."""
-        key = (self.endpoint.host, self.endpoint.port, self.endpoint.user, number)
-        if key in RedisServerAdmin._swept:
-            return []
-        RedisServerAdmin._swept.add(key)
-        return self.leftovers(remove=True)
 
     def leftovers(self, remove: bool = False, templates: bool = False) -> list[str]:
         number = self._number()

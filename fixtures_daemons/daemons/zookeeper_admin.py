@@ -79,10 +79,11 @@ class ZookeeperAdmin(Admin):
         client, exceptions = kazoo(self.name, request)
         endpoint = self.endpoint
         zk = client.KazooClient(
-            hosts="%s:%d" % (endpoint.host, endpoint.port or 0),
+            hosts="%s:%d" % (endpoint.host, endpoint.port or 2181),
             timeout=max(self.timeout, 1.0),
             connection_retry={"max_tries": 0},
             command_retry={"max_tries": 0},
+            auth_data=self.auth_data() or None,
         )
         try:
             zk.start(timeout=self.timeout)
@@ -94,6 +95,10 @@ class ZookeeperAdmin(Admin):
         finally:
             zk.stop()
             zk.close()
+
+    def auth_data(self) -> list[tuple[str, str]]:
+        """kazoo's ``auth_data`` for the session: none on our own servers."""
+        return []
 
     def flush(self) -> None:
         """Delete every znode but ZooKeeper's own ``/zookeeper``."""

@@ -11,9 +11,6 @@ four-letter words are not used: a managed server may not allow them.
 
 from __future__ import annotations
 
-import contextlib
-import typing
-
 from fixtures_daemons.base.endpoint import redact
 from fixtures_daemons.base.makers import left, mark
 from fixtures_daemons.daemons.zookeeper_admin import ZookeeperAdmin, kazoo
@@ -26,36 +23,11 @@ class ZookeeperServerAdmin(ZookeeperAdmin):
     """Chroots on a ZooKeeper server the library did not start, through
     kazoo."""
 
-    #: Servers (URL) this process has swept already.
-    _swept: typing.ClassVar[set[str]] = set()
-
-    def _auth(self) -> list[tuple[str, str]]:
+    def auth_data(self) -> list[tuple[str, str]]:
         endpoint = self.endpoint
         if not endpoint.user:
             return []
         return [("digest", "%s:%s" % (endpoint.user, endpoint.password))]
-
-    @contextlib.contextmanager
-    def client(self, request: str) -> typing.Iterator[typing.Any]:
-        client, exceptions = kazoo(self.name, request)
-        endpoint = self.endpoint
-        zk = client.KazooClient(
-            hosts="%s:%d" % (endpoint.host, endpoint.port or 2181),
-            timeout=max(self.timeout, 1.0),
-            connection_retry={"max_tries": 0},
-            command_retry={"max_tries": 0},
-            auth_data=self._auth() or None,
-        )
-        try:
-            zk.start(timeout=self.timeout)
-            yield zk
-        except exceptions.KazooException as exc:
-            raise AdminError(self.name, request, "%s: %s" % (type(exc).__name__, exc)) from exc
-        except zk.handler.timeout_exception as exc:
-            raise AdminError(self.name, request, "no answer within %.1f s" % self.timeout) from exc
-        finally:
-            zk.stop()
-            zk.close()
 
     def answers(self) -> bool:
         try:
@@ -87,14 +59,6 @@ class ZookeeperServerAdmin(ZookeeperAdmin):
         self.sweep()
         with self.client("create /%s" % name) as zk:
             zk.create("/" + name, mark().encode())
-
-    def sweep(self) -> list[str]:
-        """Delete, once per process and server, the chroots whose maker is
-        dead; return their names."""
-        if self.endpoint.url in ZookeeperServerAdmin._swept:
-            return []
-        ZookeeperServerAdmin._swept.add(self.endpoint.url)
-        return self.leftovers(remove=True)
 
     def leftovers(self, remove: bool = False, templates: bool = False) -> list[str]:
         _, exceptions = kazoo(self.name, "list the chroots fixtures made")

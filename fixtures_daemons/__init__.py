@@ -17,6 +17,7 @@ from fixtures_daemons.base.namespaces import (
 )
 from fixtures_daemons.base.resources import DaemonResource, optimise_module, optimise_package
 from fixtures_daemons.base.skipping import installed, skip_unless_installed
+from fixtures_daemons.base.spares import close_spare_servers
 from fixtures_daemons.base.templates import cache_root, clear_cache
 from fixtures_daemons.daemons.etcd import EtcdFixture, EtcdResource
 from fixtures_daemons.daemons.httpbin import HttpbinFixture, HttpbinResource
@@ -132,6 +133,7 @@ __all__ = [
     "cache_root",
     "clear_cache",
     "close_database_pools",
+    "close_spare_servers",
     "installed",
     "namespaces",
     "optimise_module",

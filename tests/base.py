@@ -139,8 +139,10 @@ class TestCase(testtools.TestCase):
     def assertRunning(self, process: ProcessRef) -> None:
         self.assertFalse(is_gone(process), "%s is not running" % (process,))
 
-    def assertDirGone(self, *paths: str, timeout: float = 0.0) -> None:
-        """Assert that every dir is gone, or goes within ``timeout``."""
+    def assertDirGone(self, *paths: str, timeout: float = 5.0) -> None:
+        """Assert that every dir is gone, or goes within ``timeout`` (the
+        cleanUp of a fixture that adopted a spare removes its dir in the
+        background)."""
         if not wait_for(lambda: not any(os.path.lexists(p) for p in paths), timeout):
             self.fail("still there: %s" % [p for p in paths if os.path.lexists(p)])
 

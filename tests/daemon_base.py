@@ -35,6 +35,7 @@ from fixtures_daemons import (
     PortUnavailable,
     StateError,
     TempDirError,
+    close_spare_servers,
     reserve_port,
 )
 from fixtures_daemons.process._reaper import find_tagged
@@ -149,7 +150,9 @@ class DaemonTestCase(base.TestCase):
         return path
 
     def taggedPids(self) -> set[int]:
-        """Live processes that carry a tag of this test process."""
+        """Live processes that carry a tag of this test process, once the
+        spare servers are gone and the cleanUps under way are done."""
+        close_spare_servers()
         return set(find_tagged(Watchdog.get().token + ":"))
 
     def assertSetUpRaises(
@@ -189,7 +192,21 @@ class DaemonTestCase(base.TestCase):
         fixture.cleanUp()
         self.assertGone(*tree)
         self.assertDirGone(temp_dir)
-        reserve_port(fixture.host, port).release()
+        self.assertPortFree(fixture.host, port)
+
+    def assertPortFree(self, host: str, port: int) -> None:
+        """``port`` can be reserved again, now or within 5 s (the cleanUp
+        of a fixture that adopted a spare releases it in the background,
+        once the daemon has exited)."""
+
+        def free() -> bool:
+            try:
+                reserve_port(host, port).release()
+            except PortUnavailable:
+                return False
+            return True
+
+        self.assertTrue(wait_for(free, 5.0), "port %d still reserved" % port)
 
     def assertLoopbackOnly(self, fixture: DaemonFixture) -> None:
         """The daemon listens on 127.0.0.1:port, and on no wildcard address."""

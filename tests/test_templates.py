@@ -19,6 +19,7 @@ import psycopg
 
 from fixtures_daemons import DaemonExited, PostgresqlFixture, cache_root, clear_cache
 from fixtures_daemons.base.binaries import find_executable, sibling
+from fixtures_daemons.base.spares import SPARES_ENV
 from fixtures_daemons.base.templates import CACHE_ENV, TemplateCache, _Spares, copy_tree
 from fixtures_daemons.process import _reaper
 from fixtures_daemons.process.tempdirs import TMPDIR_ENV
@@ -267,6 +268,9 @@ class TestPostgresqlTemplates(daemon_base.DaemonTestCase):
         super().setUp()
         self.cache = self.useFixture(fixtures.TempDir()).path
         self.useFixture(fixtures.EnvironmentVariable(CACHE_ENV, self.cache))
+        # Each setUp here must go through the cache (a spare server was
+        # copied from the cache as it was when it was started).
+        self.useFixture(fixtures.EnvironmentVariable(SPARES_ENV, "0"))
 
     def assertWorks(self, pg: PostgresqlFixture) -> None:
         with psycopg.connect(pg.url) as conn:
@@ -389,13 +393,13 @@ first.setUp()
 report["after_first"] = spares() + [n for n in os.listdir(root) if n.endswith(".part")]
 second = PostgresqlFixture(mode="spawn")
 second.setUp()
-ordered = wait_for(spares, 30)
+ordered = wait_for(spares, 60)
 report["ordered"] = ordered
 inode = os.stat(ordered[0]).st_ino
 third = PostgresqlFixture(mode="spawn")
 third.setUp()
 report["claimed"] = os.stat(third.data_dir).st_ino == inode and not os.path.exists(ordered[0])
-report["spare_after_third"] = wait_for(spares, 30)
+report["spare_after_third"] = wait_for(spares, 60)
 for fixture in (first, second, third):
     report.setdefault("answers", []).append(fixture.query("SELECT 1")[0][0])
     fixture.cleanUp()
@@ -408,7 +412,12 @@ class TestSpares(daemon_base.DaemonTestCase):
     """The watchdog prepares the next instance's copy of a template."""
 
     def test_spares_are_ordered_claimed_and_removed(self) -> None:
-        self.checkSpares(base.python_env())
+        # A cache of its own, built here: another worker's builds (of other
+        # templates in a shared cache) hold no lock the copies wait for.
+        cache = self.useFixture(fixtures.TempDir()).path
+        with fixtures.EnvironmentVariable(CACHE_ENV, cache):
+            self.startManually(PostgresqlFixture(temp_root=self.ownTempRoot())).cleanUp()
+        self.checkSpares(base.python_env(**{CACHE_ENV: cache}))
 
     def test_a_use_that_built_the_template_counts(self) -> None:
         # The first setUp builds the template in an empty cache; the second
@@ -420,6 +429,7 @@ class TestSpares(daemon_base.DaemonTestCase):
     def checkSpares(self, env: dict[str, str]) -> None:
         root = self.ownTempRoot()
         env[TMPDIR_ENV] = root
+        env[SPARES_ENV] = "0"  # the copies, not spare servers started from them
         child = self.spawnPython(SPARE_CHECKER, env=env)
         assert child.stdout is not None and child.stdin is not None
         line = self.readLine(base.LineReader(child.stdout), 120, prefix="REPORT ")
@@ -458,6 +468,7 @@ class TestSparesDoNotPileUp(daemon_base.DaemonTestCase):
         root = self.ownTempRoot()
         env = base.python_env()
         env[TMPDIR_ENV] = root
+        env[SPARES_ENV] = "0"
         child = self.spawnPython(PILE_CHECKER, env=env)
         assert child.stdout is not None
         line = self.readLine(base.LineReader(child.stdout), 180, prefix="REPORT ")

@@ -30,7 +30,7 @@ import typing
 import fixtures
 
 from fixtures_daemons.base import namespaces as _namespaces
-from fixtures_daemons.base import signatures
+from fixtures_daemons.base import signatures, spares
 from fixtures_daemons.base.admin import Admin
 from fixtures_daemons.base.binaries import Executable, program_version
 from fixtures_daemons.base.endpoint import SERVER_MARK, Endpoint
@@ -55,6 +55,14 @@ __all__ = ["DaemonFixture", "DEFAULT_ENV_PREFIX", "MODES"]
 
 DEFAULT_ENV_PREFIX = "FIXTURES_DAEMONS"
 MODES = ("auto", "spawn", "attach")
+
+#: What a fixture does not take over from the spare it adopts: the fixture
+#: machinery's own (its cleanups are the spare's cleanUp) and what only
+#: the spare was made with.
+_NOT_ADOPTED = frozenset(
+    {"_cleanups", "_details", "_detail_sources", "_is_set_up"}
+    | {"export_env", "arguments", "is_spare", "mode"}
+)
 
 #: The hooks a daemon must write, and what each is for (the error says so).
 _REQUIRED_HOOKS = {
@@ -152,6 +160,13 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
     #: The administration of a server the library did not start, through
     #: the daemon's real client library; None: the daemon cannot use one.
     server_admin_class: typing.ClassVar[type[Admin] | None] = None
+
+    #: False: no instance is set up ahead of its setUp (see
+    #: :mod:`fixtures_daemons.base.spares`); for a daemon whose setup reads
+    #: what other fixtures export.
+    spare_servers: typing.ClassVar[bool] = True
+    #: True on an instance set up ahead, until a setUp adopts it.
+    is_spare: bool = False
 
     #: The keyword arguments the fixture was made with.
     arguments: typing.Mapping[str, typing.Any]
@@ -581,7 +596,23 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
     def _setUp(self) -> None:
         self._clear_state()
         self.addCleanup(self._forget)
-        self.origin = origin = self._choose_origin()
+        origin = self._choose_origin()
+        spare = spares.claim(self) if isinstance(origin, Spawned) else None
+        if spare is not None:
+            self._adopt(spare)
+        else:
+            self._acquire(origin)
+        self.env = self.exports()
+        spares.note_exports(self.env)
+        if self.export_env:
+            for key, value in self.env.items():
+                self.useFixture(fixtures.EnvironmentVariable(key, value))
+        if isinstance(origin, Spawned):
+            spares.order(self)
+
+    def _acquire(self, origin: Origin) -> None:
+        """Get the daemon from ``origin`` and enter this fixture's namespace."""
+        self.origin = origin
         self._server = origin.acquire(self)
         if isinstance(origin, Spawned):
             self.started()
@@ -595,10 +626,17 @@ class DaemonFixture(Fixture, metaclass=signatures.CheckedArguments):
         else:
             self._namespace = _namespaces.WholeDaemon(self, shared=isinstance(origin, Attached))
         self._endpoint = self._namespace.enter(self._server)
-        self.env = self.exports()
-        if self.export_env:
-            for key, value in self.env.items():
-                self.useFixture(fixtures.EnvironmentVariable(key, value))
+
+    def _adopt(self, spare: DaemonFixture) -> None:
+        """Become ``spare``, a fixture of the same arguments set up ahead
+        (:mod:`fixtures_daemons.base.spares`): its state is this fixture's
+        from now on, and its cleanUp is one of this fixture's."""
+        for name, value in vars(spare).items():
+            if name not in _NOT_ADOPTED:
+                setattr(self, name, value)
+        self.addCleanup(spares.retire, spare)
+        if self._detail_sources is not None:
+            self._detail_sources.append(spare)
 
     def with_pid(self, endpoint: Endpoint) -> Endpoint:
         """``endpoint`` with the pid (and start time) of the process this

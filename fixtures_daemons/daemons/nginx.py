@@ -166,6 +166,8 @@ class NginxFixture(DaemonFixture):
     restart_signal = signal.SIGTERM
     scheme = "http"
     admin_class = NginxAdmin
+    #: Its upstream may come from another fixture's exported URL.
+    spare_servers = False
 
     def __init__(
         self,

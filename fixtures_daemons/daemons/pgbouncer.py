@@ -186,6 +186,8 @@ class PgbouncerFixture(DatabaseDaemonFixture):
     restart_signal = signal.SIGKILL
     scheme = "postgresql"
     admin_class = PgbouncerAdmin
+    #: Its upstream may be the PostgreSQL another fixture exported.
+    spare_servers = False
 
     def __init__(
         self,

@@ -183,6 +183,7 @@ class ProcessFixture(Fixture):
         self.log_path = ""
         self._tag = ""
         self._paused: list[int] = []  # pids that paused() stopped
+        self._stop_requested = False
 
     # -- lifecycle -------------------------------------------------------
 
@@ -370,7 +371,22 @@ class ProcessFixture(Fixture):
             if self._watchdog is not None:
                 self._watchdog.forget_process(process.pid)
             self.process = None
+            self._stop_requested = False
         return process.returncode
+
+    def request_stop(self) -> bool:
+        """Send the stop signal and return without waiting: a later
+        :meth:`stop` (or cleanUp) finishes the stop and does not report the
+        exit as a death. False when the process had exited on its own
+        already (cleanUp reports that)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return False
+        self._stop_requested = True
+        _reaper.kill_quietly(process.pid, self.stop_signal)
+        if self.stop_signal != signal.SIGKILL:
+            self._resume()
+        return True
 
     def _stop_at_cleanup(self) -> None:
         """Stop the process; if it had already exited on its own, say so.
@@ -383,7 +399,7 @@ class ProcessFixture(Fixture):
         not reported.
         """
         process = self.process
-        died = process is not None and process.poll() is not None
+        died = process is not None and process.poll() is not None and not self._stop_requested
         tail = self.log_tail() if died else ""
         returncode = self.stop()
         if died:

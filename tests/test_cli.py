@@ -1118,3 +1118,41 @@ class TestPifpafCompatibility(CliTestCase):
             "mysql://root@localhost/pifpaf?unix_socket={PIFPAF_MYSQL_SOCKET}", theirs["PIFPAF_URL"]
         )
         self.assertSameExports(theirs, ours)
+
+
+#: What a CLI run of one daemon imports, and what importing the package
+#: does: no daemon module it does not use (each costs the run milliseconds).
+IMPORT_CHECKER = """
+import json, sys
+import fixtures_daemons
+after_package = sorted(m for m in sys.modules if m.startswith("fixtures_daemons.daemons."))
+from fixtures_daemons.integrations import cli
+cli.main(["run", "redis", "--", sys.executable, "-c", "pass"])
+after_run = sorted(m for m in sys.modules if m.startswith("fixtures_daemons.daemons."))
+print("IMPORTS " + json.dumps([after_package, after_run]), flush=True)
+"""
+
+
+class TestImports(base.TestCase):
+    def test_a_run_imports_only_its_daemon(self) -> None:
+        result = subprocess.run(
+            [sys.executable, "-c", IMPORT_CHECKER],
+            env=base.python_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = [x for x in result.stdout.splitlines() if x.startswith("IMPORTS ")]
+        self.assertEqual(1, len(lines), result.stdout + result.stderr)
+        after_package, after_run = json.loads(lines[0].split(" ", 1)[1])
+        self.assertEqual([], after_package)
+        daemons = {name.rsplit(".", 1)[1] for name in after_run}
+        self.assertIn("redis", daemons)
+        # Redis and what it imports (its server admin, its protocol).
+        self.assertEqual(set(), daemons - {"redis", "redis_server", "_resp"})
+
+    def test_an_alias_still_finds_its_daemon(self) -> None:
+        self.assertIs(registry.daemon_class("mysql"), registry.daemon_class("mariadb"))
+        self.assertEqual("mysql", registry.canonical_name("mariadb"))
+        self.assertEqual({"redis"}, registry.own_daemon_names(["run", "redis", "--port", "x"]))

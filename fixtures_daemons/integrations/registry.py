@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import pkgutil
 import typing
 
@@ -29,6 +30,7 @@ __all__ = [
     "builtin_daemons",
     "daemon_class",
     "daemon_names",
+    "own_daemon_names",
     "broken_daemons",
 ]
 
@@ -85,7 +87,15 @@ def builtin_aliases() -> dict[str, str]:
 
 def canonical_name(name: str) -> str:
     """``name``, or the daemon it is an alias of (``mariadb`` -> ``mysql``)."""
+    if _own_module_class(name) is not None:
+        return name
     return builtin_aliases().get(name, name)
+
+
+def own_daemon_names(words: typing.Iterable[str]) -> set[str]:
+    """Those of ``words`` that name a daemon of this package by its own
+    module, each found by importing that module only."""
+    return {word for word in words if _own_module_class(word) is not None}
 
 
 def _entry_points() -> dict[str, typing.Any]:
@@ -99,9 +109,29 @@ def daemon_names() -> list[str]:
     return sorted(set(builtin_daemons()) | set(_entry_points()))
 
 
+def _own_module_class(name: str) -> type[DaemonFixture] | None:
+    """The daemon ``name`` from its own module, ``daemons/<name>.py``,
+    importing nothing else: a CLI run pays for the daemons it runs only."""
+    if not name.isidentifier() or name.startswith("_"):
+        return None
+    module_name = "%s.%s" % (_daemons_package.__name__, name)
+    if importlib.util.find_spec(module_name) is None:
+        return None
+    module = importlib.import_module(module_name)
+    for attribute in getattr(module, "__all__", ()):
+        value = getattr(module, attribute)
+        if isinstance(value, type) and issubclass(value, DaemonFixture):
+            if value.daemon_name == name:
+                return value
+    return None
+
+
 def daemon_class(name: str) -> type[DaemonFixture]:
     """The fixture class of the daemon called ``name``; KeyError if none,
     :class:`BrokenDaemon` if its entry point does not load."""
+    own = _own_module_class(name)
+    if own is not None:
+        return own
     builtin = builtin_daemons()
     name = canonical_name(name)
     if name in builtin:

@@ -15,6 +15,7 @@ import redis
 
 from fixtures_daemons import (
     DaemonDied,
+    MisuseError,
     PostgresqlFixture,
     RedisFixture,
     close_spare_servers,
@@ -154,6 +155,12 @@ class TestRedisSpares(SpareTestCase):
             for _ in range(3):
                 self.startManually(RedisFixture()).cleanUp()
             self.assertEqual({}, spares._get_pool().spares)
+
+    def test_garbage_in_the_variable(self) -> None:
+        with fixtures.EnvironmentVariable(spares.SPARES_ENV, "sometimes"):
+            error = self.assertRaises(MisuseError, RedisFixture().setUp)
+        self.assertIn("FIXTURES_DAEMONS_SPARES", str(error))
+        self.assertEqual({}, spares._get_pool().spares)
 
     def test_a_spare_of_another_environment_is_not_used(self) -> None:
         spare = self.warm(RedisFixture)

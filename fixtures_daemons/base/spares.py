@@ -41,6 +41,7 @@ import os
 import threading
 import typing
 
+from fixtures_daemons.errors import MisuseError
 from fixtures_daemons.process.waiting import Deadline
 
 if typing.TYPE_CHECKING:
@@ -80,6 +81,18 @@ def _file_stamp(value: object) -> object:
     return value
 
 
+def spares_wanted() -> bool:
+    """False when ``$FIXTURES_DAEMONS_SPARES`` turns spare servers off."""
+    text = os.environ.get(SPARES_ENV, "").strip().lower()
+    if text in ("", "1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise MisuseError(
+        "", "$%s=%r" % (SPARES_ENV, text), "expected 1 (spare servers, the default) or 0 (none)"
+    )
+
+
 def note_exports(names: typing.Iterable[str]) -> None:
     """Record the names of variables a fixture exported."""
     _exported.update(names)
@@ -94,7 +107,7 @@ def _key(fixture: DaemonFixture) -> tuple[object, ...] | None:
     gets no spare."""
     if fixture.is_spare or not type(fixture).spare_servers:
         return None
-    if os.environ.get(SPARES_ENV, "").strip() in ("0", "false", "no", "off"):
+    if not spares_wanted():
         return None
     arguments = dict(fixture.arguments)
     arguments.pop("export_env", None)

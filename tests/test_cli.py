@@ -32,6 +32,7 @@ import psutil
 
 from fixtures_daemons.base import persistent
 from fixtures_daemons.base.endpoint import Endpoint
+from fixtures_daemons.base.spares import close_spare_servers
 from fixtures_daemons.base.templates import CACHE_ENV
 from fixtures_daemons.daemons.postgresql import PostgresqlFixture
 from fixtures_daemons.daemons.redis import RedisFixture
@@ -115,6 +116,9 @@ class CliTestCase(base.TestCase):
 
     def setUp(self) -> None:
         super().setUp()
+        # No spare server of earlier tests still starting in this process
+        # once the variables below are set: it would carry the marker.
+        close_spare_servers()
         self.temp_root = self.useFixture(fixtures.TempDir(rootdir=default_temp_root())).path
         os.chmod(self.temp_root, 0o755)  # daemons that refuse root run as nobody
         self.state_dir = self.useFixture(fixtures.TempDir()).path
@@ -236,6 +240,7 @@ class CliTestCase(base.TestCase):
         return found
 
     def checkNothingLeft(self) -> None:
+        close_spare_servers()  # the spares of this test's own fixtures
         left: list[int] = []
 
         def clean() -> bool:

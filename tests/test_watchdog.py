@@ -411,6 +411,40 @@ class TestDeadWatchdog(DrivenRunnerTestCase):
         self.assertEqual(1, state["restarts"])
 
 
+#: A dead watchdog found by two threads: the first replaces it, the
+#: second's restart, coming late, must leave the new one alone (closing its
+#: pipe would make it clean up as if the process had died).
+LATE_RESTART = """
+import json, os, signal
+from fixtures_daemons import ProcessFixture
+from fixtures_daemons.process.waiting import wait_for
+from fixtures_daemons.process.watchdog import Watchdog
+watchdog = Watchdog.get()
+process = ProcessFixture(["sleep", "60"])
+process.setUp()
+os.kill(watchdog.process.pid, signal.SIGKILL)
+watchdog.process.wait()
+watchdog.restart()
+replacement = watchdog.process.pid
+watchdog.restart()
+killed = wait_for(lambda: not process.running, 1.0)
+print("REPORT " + json.dumps([replacement == watchdog.process.pid, killed]), flush=True)
+process.cleanUp()
+"""
+
+
+class TestLateRestart(base.TestCase):
+    def test_a_second_restart_keeps_the_new_watchdog(self) -> None:
+        root = self.useFixture(fixtures.TempDir()).path
+        child = self.spawnPython(LATE_RESTART, env=base.python_env(**{TMPDIR_ENV: root}))
+        assert child.stdout is not None
+        line = self.readLine(base.LineReader(child.stdout), 60, prefix="REPORT ")
+        kept, killed = json.loads(line.split(" ", 1)[1])
+        self.assertTrue(kept, "the new watchdog was replaced again")
+        self.assertFalse(killed, "the process was killed by a watchdog told to exit")
+        self.assertEqual(0, child.wait(60))
+
+
 class TestStoppedWatchdog(DrivenRunnerTestCase):
     """A watchdog stopped by SIGTERM finishes what it was asked to do."""
 

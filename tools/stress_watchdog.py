@@ -281,6 +281,8 @@ def main(argv: list[str]) -> int:
                 if (
                     worker.busy is None
                     and not worker.closing
+                    # Killed right after it reported its last fixture done.
+                    and not worker.killed
                     and worker.watchdog  # said hello
                     and report["fixtures"] + in_flight < args.fixtures
                 ):

@@ -24,8 +24,11 @@ The rules:
 * a spare set up under other environment variables than the claim's (the
   variables fixtures export aside) is not used, nor one whose daemon
   died meanwhile: they are cleaned up, and setUp starts a fresh one;
-* spares go at process exit (``atexit``), and, as every daemon, with the
-  watchdog when the process dies; a forked child never sees its parent's.
+* :func:`close_spare_servers` stops the spares and waits for the stops
+  under way; at exit, the watchdog does it (it stops whatever the process
+  watched once the process has exited, however it exited), so that an
+  exit never waits for a spare still starting; a forked child never sees
+  its parent's spares.
 
 The cleanUp of a fixture that adopted a spare signals its daemon and
 returns: the same thread waits for the daemon to exit, then releases its
@@ -137,9 +140,15 @@ class _Spare:
         self.ok = False
 
     def set_up(self) -> None:
+        # The setUp reads the variables as they are when it runs (the temp
+        # root, the user, the daemon's own environment): made under others
+        # than those it was ordered with, it is not the spare it should be.
         try:
-            self.fixture.setUp()
-            self.ok = True
+            if _environment() == self.environment:
+                self.fixture.setUp()
+                self.ok = True
+                if _environment() != self.environment:
+                    self.discard()
         except BaseException:  # the claim starts a fresh one, which says why
             self.ok = False
         finally:
@@ -163,6 +172,7 @@ class _Pool:
         self.uses: dict[tuple[object, ...], int] = {}
         self.work: list[typing.Callable[[], None]] = []
         self.closed = False
+        self.abandoned = False  # at exit: the watchdog does the rest
         self.thread: threading.Thread | None = None
 
     def submit(self, job: typing.Callable[[], None]) -> None:
@@ -180,7 +190,7 @@ class _Pool:
             with self.cond:
                 while not self.work and not self.closed:
                     self.cond.wait()
-                if not self.work:
+                if not self.work or self.abandoned:
                     return
                 job = self.work.pop(0)
             job()
@@ -275,7 +285,9 @@ def _quietly(call: typing.Callable[[], object]) -> None:
 
 def close_spare_servers() -> None:
     """Finish the cleanUps under way and clean up this process's spare
-    servers (done at exit); later fixtures start afresh."""
+    servers, waiting for each; later fixtures start afresh. Not needed at
+    exit (the watchdog stops what is left), but before checking that
+    nothing of a test runs any more."""
     global _pool
     with _pool_lock:
         pool, _pool = _pool, None
@@ -283,4 +295,19 @@ def close_spare_servers() -> None:
         pool.close()
 
 
-atexit.register(close_spare_servers)
+def _at_exit() -> None:
+    """Leave the spares, and the stops under way, to the watchdog: it stops
+    and removes whatever this process watched as soon as the process has
+    exited. Waiting here for a spare still starting would make every test
+    process's exit slower by a daemon's start (seconds for RabbitMQ)."""
+    with _pool_lock:
+        pool = _pool
+    if pool is None or pool.pid != os.getpid():
+        return
+    with pool.cond:
+        pool.closed = pool.abandoned = True
+        pool.work.clear()
+        pool.cond.notify()
+
+
+atexit.register(_at_exit)

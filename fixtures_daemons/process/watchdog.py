@@ -218,7 +218,11 @@ class Watchdog:
         write to its pipe failing) with a new one, which takes over what
         the dead one watched."""
         with self._write_lock:
-            self._restart()
+            # Another thread (a spare server's setUp) may have replaced it
+            # meanwhile: closing the new one's pipe would make it clean up
+            # everything, as if this process had died.
+            if not self.alive():
+                self._restart()
 
     def _restart(self) -> None:
         old = self.process

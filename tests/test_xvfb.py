@@ -87,12 +87,22 @@ class XvfbTestMixin:
         self.assertNotEqual(0, result.returncode)
         self.assertIn("unable to open display", result.stderr)
 
-    def assertXGone(self: typing.Any, number: int) -> None:
+    def assertXGone(self: typing.Any, number: int, timeout: float = 5.0) -> None:
         """No lock file, no socket of display ``number``, and the number
-        is free to reserve again."""
-        self.assertFalse(os.path.lexists(x_lock_path(number)))
-        self.assertFalse(os.path.lexists(x_socket_path(number)))
-        reserve_display(number).release()
+        is free to reserve again, now or within ``timeout`` (an adopted
+        spare's stop finishes in the background, and at a process's exit
+        its watchdog stops its spares)."""
+
+        def gone() -> bool:
+            if os.path.lexists(x_lock_path(number)) or os.path.lexists(x_socket_path(number)):
+                return False
+            try:
+                reserve_display(number).release()
+            except DisplayUnavailable:
+                return False
+            return True
+
+        self.assertTrue(wait_for(gone, timeout), "display :%d still in use" % number)
 
 
 class TestXvfb(

@@ -136,6 +136,7 @@ class _Spare:
     def __init__(self, fixture: DaemonFixture, environment: tuple[tuple[str, str], ...]) -> None:
         self.fixture = fixture
         self.environment = environment
+        self.started = False
         self.done = threading.Event()
         self.ok = False
 
@@ -143,6 +144,7 @@ class _Spare:
         # The setUp reads the variables as they are when it runs (the temp
         # root, the user, the daemon's own environment): made under others
         # than those it was ordered with, it is not the spare it should be.
+        self.started = True
         try:
             if _environment() == self.environment:
                 self.fixture.setUp()
@@ -295,11 +297,17 @@ def close_spare_servers() -> None:
         pool.close()
 
 
+#: Seconds an exiting process waits for a spare still starting.
+EXIT_WAIT = 1.0
+
+
 def _at_exit() -> None:
-    """Leave the spares, and the stops under way, to the watchdog: it stops
-    and removes whatever this process watched as soon as the process has
-    exited. Waiting here for a spare still starting would make every test
-    process's exit slower by a daemon's start (seconds for RabbitMQ)."""
+    """Signal the spares to stop and leave the rest, and the stops under
+    way, to the watchdog: it finishes the stops and removes whatever this
+    process watched as soon as the process has exited. A spare still
+    starting is waited for briefly (a daemon killed in the middle of its
+    start may leave files behind, as Xvfb its lock file), not for a whole
+    slow start (seconds for RabbitMQ) on every exit."""
     with _pool_lock:
         pool = _pool
     if pool is None or pool.pid != os.getpid():
@@ -308,6 +316,13 @@ def _at_exit() -> None:
         pool.closed = pool.abandoned = True
         pool.work.clear()
         pool.cond.notify()
+        spares = list(pool.spares.values())
+    deadline = Deadline(EXIT_WAIT)
+    for spare in spares:
+        if spare.started and spare.done.wait(deadline.remaining()) and spare.ok:
+            process = spare.fixture.process
+            if process is not None:
+                process.request_stop()
 
 
 atexit.register(_at_exit)
